@@ -1,1 +1,60 @@
-fn main() {}
+//! `hoist`: build container images from the command line.
+//!
+//! A thin main: parse the flags ([`flags`]), resolve them into a build request, run it. A usage
+//! error exits with 2, any other failure with 1, and a closed stdout (`hoist … | head`) is not an
+//! error.
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+mod flags;
+
+fn main() -> ExitCode {
+    let cli = match flags::parse(std::env::args_os()) {
+        Ok(cli) => cli,
+        // Prints the message (or help/version) and exits 2 for usage errors, 0 otherwise.
+        Err(err) => err.exit(),
+    };
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            if is_broken_pipe(&err) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("hoist: {err:#}");
+            if err.downcast_ref::<flags::UsageError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+/// True if the error comes from writing to a closed pipe.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain()
+        .filter_map(|e| e.downcast_ref::<std::io::Error>())
+        .any(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
+/// Runs one parsed command line.
+fn run(cli: flags::Cli) -> anyhow::Result<ExitCode> {
+    let mut stdout = std::io::stdout().lock();
+    match cli.command {
+        flags::Command::Version => {
+            writeln!(stdout, "hoist {}", env!("CARGO_PKG_VERSION"))?;
+        }
+        flags::Command::Completion { shell } => {
+            clap_complete::generate(shell, &mut flags::command(), "hoist", &mut stdout);
+        }
+        flags::Command::Build(build) => {
+            let mut env = flags::Environment::from_process()?;
+            let args = build.resolve(&cli.global, &mut env)?;
+            // The lead wires the engine in here; until then, show the resolved request.
+            writeln!(stdout, "{args:#?}")?;
+        }
+    }
+    stdout.flush()?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,50 @@
+//! Builds the built-in frontends for `wasm32-wasip2` with a nested cargo and embeds the components.
+//!
+//! The nested cargo uses its own target directory (under OUT_DIR) so it never waits on the lock
+//! of the outer build's target directory.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The frontends to embed: (package name, artifact file stem).
+const FRONTENDS: &[(&str, &str)] = &[("hoist-dockerfile", "hoist_dockerfile")];
+
+fn main() {
+    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let workspace = manifest_dir.join("../..");
+    for watched in ["frontends/dockerfile", "sdk", "wit", "Cargo.lock"] {
+        println!("cargo:rerun-if-changed={}", workspace.join(watched).display());
+    }
+    let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let target_dir = out_dir.join("wasm-target");
+    for (package, stem) in FRONTENDS {
+        let wasm = build_component(&workspace, &target_dir, package, stem);
+        let dest = out_dir.join(format!("{stem}.wasm"));
+        std::fs::copy(&wasm, &dest).unwrap_or_else(|e| panic!("copy {}: {e}", wasm.display()));
+    }
+}
+
+/// Runs `cargo build --release --target wasm32-wasip2 -p PACKAGE` and returns the component path.
+fn build_component(workspace: &Path, target_dir: &Path, package: &str, stem: &str) -> PathBuf {
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let status = Command::new(cargo)
+        .current_dir(workspace)
+        .args(["build", "--release", "--target", "wasm32-wasip2", "-p", package])
+        .arg("--target-dir")
+        .arg(target_dir)
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .status()
+        .unwrap_or_else(|e| panic!("running cargo for {package}: {e}"));
+    if !status.success() {
+        panic!(
+            "building the {package} frontend for wasm32-wasip2 failed \
+             (is the target installed? `rustup target add wasm32-wasip2`)"
+        );
+    }
+    target_dir.join("wasm32-wasip2/release").join(format!("{stem}.wasm"))
+}
