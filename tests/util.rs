@@ -172,9 +172,11 @@ impl Drop for Dir {
 /// Path of the `hoist` binary under test.
 ///
 /// `CARGO_BIN_EXE_hoist` only exists for tests in hoist-cli's own package, so the harness asks
-/// Cargo for it: once per test process it runs `cargo build -p hoist-cli --bin hoist` (a no-op
-/// when up to date, so the binary is never stale) and takes the path Cargo reports. Set
-/// `HOIST_BIN` to test another binary instead.
+/// Cargo for it: once per test process it runs `cargo build --bin hoist` in the workspace root
+/// (a no-op when up to date, so the binary is never stale) and takes the path Cargo reports.
+/// Building from the root selects the default members, so features unify as they do for a
+/// root `cargo test` and no dependency is compiled twice. Set `HOIST_BIN` to test another
+/// binary instead.
 pub fn hoist_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
@@ -184,7 +186,7 @@ pub fn hoist_bin() -> &'static Path {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
         let mut cmd = Command::new(cargo);
         cmd.current_dir(workspace_root())
-            .args(["build", "-p", "hoist-cli", "--bin", "hoist"])
+            .args(["build", "--bin", "hoist"])
             .args(["--message-format", "json-render-diagnostics"]);
         let out = run_ok(&mut cmd);
         let stdout = String::from_utf8_lossy(&out.stdout);
@@ -728,12 +730,12 @@ pub fn line_diff(expected: &str, got: &str) -> String {
             let _ = writeln!(out, "  {}", a[i]);
             i += 1;
             j += 1;
-        } else if j < b.len() && (i == a.len() || lcs[i][j + 1] >= lcs[i + 1][j]) {
-            let _ = writeln!(out, "+ {}", b[j]);
-            j += 1;
-        } else {
+        } else if i < a.len() && (j == b.len() || lcs[i + 1][j] >= lcs[i][j + 1]) {
             let _ = writeln!(out, "- {}", a[i]);
             i += 1;
+        } else {
+            let _ = writeln!(out, "+ {}", b[j]);
+            j += 1;
         }
     }
     out

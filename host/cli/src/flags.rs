@@ -59,11 +59,11 @@ pub struct GlobalFlags {
     /// Directory holding hoist's cache, content store and snapshots.
     ///
     /// Defaults to /var/lib/hoist for root, else $XDG_DATA_HOME/hoist (~/.local/share/hoist).
-    #[arg(long, global = true, env = "HOIST_STATE_DIR", value_name = "DIR")]
+    #[arg(long, global = true, env = "HOIST_STATE_DIR", value_name = "DIR", help_heading = "Global options")]
     pub state_dir: Option<PathBuf>,
 
     /// Address of a hoistd daemon to build on instead of the embedded engine.
-    #[arg(long, global = true, env = "HOIST_HOST", value_name = "ADDR")]
+    #[arg(long, global = true, env = "HOIST_HOST", value_name = "ADDR", help_heading = "Global options")]
     pub addr: Option<String>,
 }
 
@@ -997,11 +997,13 @@ impl BuildFlags {
         opts.extend(self.opts.iter().cloned());
 
         // Secrets.
-        let mut secrets = Vec::new();
-        for s in &self.secrets {
-            if secrets.iter().any(|x: &Secret| x.id == s.id) {
+        for (i, s) in self.secrets.iter().enumerate() {
+            if self.secrets[..i].iter().any(|x| x.id == s.id) {
                 return Err(usage(format!("secret {:?} given twice", s.id)));
             }
+        }
+        let mut secrets = Vec::new();
+        for s in &self.secrets {
             let value = match &s.source {
                 SecretSource::File(p) => {
                     let p = env.abs(p);
@@ -1029,7 +1031,6 @@ impl BuildFlags {
         if exports.is_empty() && !self.tags.is_empty() && call == CallMode::Build {
             exports.push(ExportSpec { kind: ExportKind::Image { push: false }, names: vec![], attrs: BTreeMap::new() });
         }
-        let mut to_stdout = 0;
         for e in &mut exports {
             if e.is_image() && e.names.is_empty() {
                 e.names = self.tags.clone();
@@ -1039,13 +1040,13 @@ impl BuildFlags {
                     return Err(usage("pushing needs an image name: add -t NAME or name= to --output"))
                 }
                 ExportKind::Local { dest } => *dest = env.abs(dest),
-                ExportKind::Oci { dest } | ExportKind::Docker { dest } | ExportKind::Tar { dest } => match dest {
-                    OutputDest::Stdout => to_stdout += 1,
-                    OutputDest::Path(p) => *p = env.abs(p),
-                },
-                ExportKind::Image { .. } => {}
+                ExportKind::Oci { dest: OutputDest::Path(p) }
+                | ExportKind::Docker { dest: OutputDest::Path(p) }
+                | ExportKind::Tar { dest: OutputDest::Path(p) } => *p = env.abs(p),
+                ExportKind::Oci { .. } | ExportKind::Docker { .. } | ExportKind::Tar { .. } | ExportKind::Image { .. } => {}
             }
         }
+        let to_stdout = exports.iter().filter(|e| e.file_dest() == Some(&OutputDest::Stdout)).count();
         if to_stdout > 1 {
             return Err(usage("only one --output can write to stdout"));
         }

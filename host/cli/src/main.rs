@@ -46,7 +46,10 @@ fn run(cli: flags::Cli) -> anyhow::Result<ExitCode> {
             writeln!(stdout, "hoist {}", env!("CARGO_PKG_VERSION"))?;
         }
         flags::Command::Completion { shell } => {
-            clap_complete::generate(shell, &mut flags::command(), "hoist", &mut stdout);
+            // Generated into memory: clap_complete panics on a write error such as a closed pipe.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut flags::command(), "hoist", &mut script);
+            stdout.write_all(&script)?;
         }
         flags::Command::Build(build) => {
             let mut env = flags::Environment::from_process()?;

@@ -106,7 +106,10 @@ pub enum FsError {
 impl FsError {
     /// Wraps an I/O error with the path it concerns.
     pub fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
-        FsError::Io { path: path.into(), source }
+        FsError::Io {
+            path: path.into(),
+            source,
+        }
     }
 
     /// Whether the error is a missing file or directory.
@@ -116,7 +119,10 @@ impl FsError {
 
     /// Whether the error is a missing user or group name.
     pub fn is_unknown_id(&self) -> bool {
-        matches!(self, FsError::UnknownUser { .. } | FsError::UnknownGroup { .. })
+        matches!(
+            self,
+            FsError::UnknownUser { .. } | FsError::UnknownGroup { .. }
+        )
     }
 }
 
@@ -146,7 +152,9 @@ pub fn resolve_in_root(root: &Path, path: &str, follow_final_symlink: bool) -> R
             Ok(meta) if meta.file_type().is_symlink() && follow => {
                 links += 1;
                 if links > MAX_SYMLINKS {
-                    return Err(FsError::TooManySymlinks { path: path.to_owned() });
+                    return Err(FsError::TooManySymlinks {
+                        path: path.to_owned(),
+                    });
                 }
                 let target = fs::read_link(&candidate).map_err(|e| FsError::io(&candidate, e))?;
                 if target.is_absolute() {
@@ -164,7 +172,10 @@ pub fn resolve_in_root(root: &Path, path: &str, follow_final_symlink: bool) -> R
 
 /// Splits a path on `/` into components, last first (so `pop` yields them in order).
 fn reversed_components(path: &[u8]) -> Vec<OsString> {
-    path.split(|&b| b == b'/').rev().map(|c| OsStr::from_bytes(c).to_owned()).collect()
+    path.split(|&b| b == b'/')
+        .rev()
+        .map(|c| OsStr::from_bytes(c).to_owned())
+        .collect()
 }
 
 /// Whether an error means the path (or a parent) does not exist as a directory.
@@ -198,7 +209,11 @@ pub struct MkdirAll {
 /// giving each created directory exactly `mode` (not reduced by the umask).
 pub fn mkdir_all_in_root(root: &Path, path: &str, mode: u32) -> Result<MkdirAll> {
     let resolved = resolve_in_root(root, path, true)?;
-    let rel = resolved.strip_prefix(root).map_err(|_| FsError::NotADirectory { path: resolved.clone() })?;
+    let rel = resolved
+        .strip_prefix(root)
+        .map_err(|_| FsError::NotADirectory {
+            path: resolved.clone(),
+        })?;
     let mut current = root.to_path_buf();
     let mut created = Vec::new();
     for component in rel.components() {
@@ -214,7 +229,10 @@ pub fn mkdir_all_in_root(root: &Path, path: &str, mode: u32) -> Result<MkdirAll>
             Err(e) => return Err(FsError::io(current, e)),
         }
     }
-    Ok(MkdirAll { path: resolved, created })
+    Ok(MkdirAll {
+        path: resolved,
+        created,
+    })
 }
 
 /// Whether `s` contains an unescaped wildcard character (`*`, `?` or `[`).
@@ -257,7 +275,11 @@ pub fn glob_in_root(root: &Path, pattern: &str) -> Result<Vec<String>> {
     }
     let mut found = Vec::new();
     for candidate in candidates {
-        let candidate = if candidate.is_empty() { "/".to_owned() } else { candidate };
+        let candidate = if candidate.is_empty() {
+            "/".to_owned()
+        } else {
+            candidate
+        };
         let host = resolve_in_root(root, &candidate, false)?;
         match fs::symlink_metadata(&host) {
             Ok(_) => found.push(candidate),
@@ -315,7 +337,9 @@ impl Glob {
     /// Checks `pattern` (`*`, `?`, `[..]` with ranges and `^`/`!` negation, `\` escapes).
     pub fn new(pattern: &str) -> Result<Self> {
         let chars: Vec<char> = pattern.chars().collect();
-        let bad = || FsError::BadPattern { pattern: pattern.to_owned() };
+        let bad = || FsError::BadPattern {
+            pattern: pattern.to_owned(),
+        };
         let mut i = 0;
         while i < chars.len() {
             match chars[i] {
@@ -439,9 +463,15 @@ pub fn lookup_user(root: &Path, name_or_id: &str) -> Result<UserIds> {
     if let Ok(id) = name_or_id.parse::<u32>() {
         return Ok(UserIds { uid: id, gid: id });
     }
-    let unknown = || FsError::UnknownUser { name: name_or_id.to_owned(), db: "/etc/passwd".to_owned() };
+    let unknown = || FsError::UnknownUser {
+        name: name_or_id.to_owned(),
+        db: "/etc/passwd".to_owned(),
+    };
     let fields = find_id_entry(root, "/etc/passwd", name_or_id)?.ok_or_else(unknown)?;
-    match (fields.get(2).and_then(|f| f.parse().ok()), fields.get(3).and_then(|f| f.parse().ok())) {
+    match (
+        fields.get(2).and_then(|f| f.parse().ok()),
+        fields.get(3).and_then(|f| f.parse().ok()),
+    ) {
         (Some(uid), Some(gid)) => Ok(UserIds { uid, gid }),
         _ => Err(unknown()),
     }
@@ -452,9 +482,15 @@ pub fn lookup_group(root: &Path, name_or_id: &str) -> Result<u32> {
     if let Ok(id) = name_or_id.parse::<u32>() {
         return Ok(id);
     }
-    let unknown = || FsError::UnknownGroup { name: name_or_id.to_owned(), db: "/etc/group".to_owned() };
+    let unknown = || FsError::UnknownGroup {
+        name: name_or_id.to_owned(),
+        db: "/etc/group".to_owned(),
+    };
     let fields = find_id_entry(root, "/etc/group", name_or_id)?.ok_or_else(unknown)?;
-    fields.get(2).and_then(|f| f.parse().ok()).ok_or_else(unknown)
+    fields
+        .get(2)
+        .and_then(|f| f.parse().ok())
+        .ok_or_else(unknown)
 }
 
 /// The `:`-separated fields of the line of database `db` (a container path) naming `name`, or
@@ -467,12 +503,18 @@ fn find_id_entry(root: &Path, db: &str, name: &str) -> Result<Option<Vec<String>
         Err(e) => return Err(FsError::io(host, e)),
     };
     let mut data = Vec::new();
-    file.take(MAX_ID_DB_BYTES + 1).read_to_end(&mut data).map_err(|e| FsError::io(&host, e))?;
+    file.take(MAX_ID_DB_BYTES + 1)
+        .read_to_end(&mut data)
+        .map_err(|e| FsError::io(&host, e))?;
     if data.len() as u64 > MAX_ID_DB_BYTES {
         return Err(FsError::IdDbTooLarge { db: db.to_owned() });
     }
     let text = String::from_utf8_lossy(&data);
-    let line = text.lines().map(str::trim).filter(|l| !l.starts_with('#')).find(|l| l.split(':').next() == Some(name));
+    let line = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#'))
+        .find(|l| l.split(':').next() == Some(name));
     Ok(line.map(|l| l.split(':').map(str::to_owned).collect()))
 }
 
@@ -498,9 +540,16 @@ impl ModeChange {
         let bad = || FsError::BadMode { mode: s.to_owned() };
         if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
             let mode = u32::from_str_radix(s, 8).map_err(|_| bad())?;
-            return if mode <= 0o7777 { Ok(ModeChange::Absolute(mode)) } else { Err(bad()) };
+            return if mode <= 0o7777 {
+                Ok(ModeChange::Absolute(mode))
+            } else {
+                Err(bad())
+            };
         }
-        s.split(',').map(|c| parse_clause(c).ok_or_else(bad)).collect::<Result<_>>().map(ModeChange::Symbolic)
+        s.split(',')
+            .map(|c| parse_clause(c).ok_or_else(bad))
+            .collect::<Result<_>>()
+            .map(ModeChange::Symbolic)
     }
 
     /// The new permission bits of an entry with bits `mode` (`is_dir` for `X`).
@@ -573,7 +622,8 @@ fn perm_bits(perms: &str, mode: u32, is_dir: bool, who: u32) -> u32 {
 
 /// Sets the permission bits of `path` (not a symlink) exactly.
 pub fn set_mode(path: &Path, mode: u32) -> Result<()> {
-    fs::set_permissions(path, fs::Permissions::from_mode(mode & 0o7777)).map_err(|e| FsError::io(path, e))
+    fs::set_permissions(path, fs::Permissions::from_mode(mode & 0o7777))
+        .map_err(|e| FsError::io(path, e))
 }
 
 /// Sets the owner of `path` without following a final symlink.
@@ -581,11 +631,20 @@ pub fn set_owner(path: &Path, uid: u32, gid: u32) -> Result<()> {
     std::os::unix::fs::lchown(path, Some(uid), Some(gid)).map_err(|e| FsError::io(path, e))
 }
 
+/// A file time: seconds and nanoseconds since the epoch.
+pub type Times = (i64, i64);
+
 /// Sets the access and modification times of `path` (not following a final symlink).
-pub fn set_times(path: &Path, atime: (i64, i64), mtime: (i64, i64)) -> Result<()> {
-    let spec = |(s, ns): (i64, i64)| TimeSpec::new(s, ns);
-    nix::sys::stat::utimensat(None, path, &spec(atime), &spec(mtime), UtimensatFlags::NoFollowSymlink)
-        .map_err(|e| FsError::io(path, io::Error::from(e)))
+pub fn set_times(path: &Path, atime: Times, mtime: Times) -> Result<()> {
+    let spec = |(s, ns): Times| TimeSpec::new(s, ns);
+    nix::sys::stat::utimensat(
+        None,
+        path,
+        &spec(atime),
+        &spec(mtime),
+        UtimensatFlags::NoFollowSymlink,
+    )
+    .map_err(|e| FsError::io(path, io::Error::from(e)))
 }
 
 /// Copies the extended attributes of `src` to `dest` (neither followed if a symlink); attributes
@@ -614,14 +673,19 @@ pub fn copy_xattrs(src: &Path, dest: &Path) -> Result<()> {
 
 /// Whether an xattr error means "not available here" rather than a failure.
 fn is_unsupported(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::ENOTSUP | libc::EPERM | libc::ENODATA))
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENOTSUP | libc::EPERM | libc::ENODATA)
+    )
 }
 
 /// Makes an empty destination for a non-directory at `dest`: a directory there is an error,
 /// anything else (file, symlink, device) is removed so nothing is written through it.
 pub fn clear_for_file(dest: &Path) -> Result<()> {
     match fs::symlink_metadata(dest) {
-        Ok(meta) if meta.is_dir() => Err(FsError::IsADirectory { path: dest.to_owned() }),
+        Ok(meta) if meta.is_dir() => Err(FsError::IsADirectory {
+            path: dest.to_owned(),
+        }),
         Ok(_) => fs::remove_file(dest).map_err(|e| FsError::io(dest, e)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(FsError::io(dest, e)),
@@ -684,14 +748,19 @@ pub struct CopyStats {
 pub struct TreeCopier<'a> {
     opts: CopyOptions<'a>,
     links: HashMap<(u64, u64), PathBuf>,
-    dir_times: Vec<(PathBuf, (i64, i64), (i64, i64))>,
+    dir_times: Vec<(PathBuf, Times, Times)>,
     stats: CopyStats,
 }
 
 impl<'a> TreeCopier<'a> {
     /// A copier writing with `opts`.
     pub fn new(opts: CopyOptions<'a>) -> Self {
-        TreeCopier { opts, links: HashMap::new(), dir_times: Vec::new(), stats: CopyStats::default() }
+        TreeCopier {
+            opts,
+            links: HashMap::new(),
+            dir_times: Vec::new(),
+            stats: CopyStats::default(),
+        }
     }
 
     /// Copies the single entry `src` (metadata `meta`) to host path `dest`, whose parent exists.
@@ -699,7 +768,7 @@ impl<'a> TreeCopier<'a> {
     /// filled; returns the host directory to fill, re-resolved if `dest` was a symlink to one.
     pub fn copy_entry(&mut self, src: &Path, meta: &Metadata, dest: &Path) -> Result<PathBuf> {
         if meta.is_dir() {
-            return self.copy_dir_entry(meta, dest);
+            return self.copy_dir_entry(src, meta, dest);
         }
         clear_for_file(dest)?;
         let ft = meta.file_type();
@@ -725,20 +794,24 @@ impl<'a> TreeCopier<'a> {
     }
 
     /// Creates directory `dest` for a source directory, or reuses an existing one.
-    fn copy_dir_entry(&mut self, meta: &Metadata, dest: &Path) -> Result<PathBuf> {
+    fn copy_dir_entry(&mut self, src: &Path, meta: &Metadata, dest: &Path) -> Result<PathBuf> {
         match fs::symlink_metadata(dest) {
             Ok(existing) if existing.is_dir() => Ok(dest.to_owned()),
             Ok(existing) if existing.file_type().is_symlink() => {
                 let target = rescope(self.opts.dest_root, dest, true)?;
                 match fs::metadata(&target) {
                     Ok(m) if m.is_dir() => Ok(target),
-                    _ => Err(FsError::NotADirectory { path: dest.to_owned() }),
+                    _ => Err(FsError::NotADirectory {
+                        path: dest.to_owned(),
+                    }),
                 }
             }
-            Ok(_) => Err(FsError::NotADirectory { path: dest.to_owned() }),
+            Ok(_) => Err(FsError::NotADirectory {
+                path: dest.to_owned(),
+            }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 fs::create_dir(dest).map_err(|e| FsError::io(dest, e))?;
-                self.apply_metadata(dest, meta, dest)?;
+                self.apply_metadata(src, meta, dest)?;
                 Ok(dest.to_owned())
             }
             Err(e) => Err(FsError::io(dest, e)),
@@ -767,14 +840,20 @@ impl<'a> TreeCopier<'a> {
         let is_link = meta.file_type().is_symlink();
         if !is_link {
             let mode = meta.mode() & 0o7777;
-            set_mode(dest, self.opts.mode.map_or(mode, |m| m.apply(mode, meta.is_dir())))?;
+            set_mode(
+                dest,
+                self.opts
+                    .mode
+                    .map_or(mode, |m| m.apply(mode, meta.is_dir())),
+            )?;
         }
-        if src != dest {
-            copy_xattrs(src, dest)?;
-        }
+        copy_xattrs(src, dest)?;
         let (atime, mtime) = match self.opts.timestamp {
             Some(t) => ((t, 0), (t, 0)),
-            None => ((meta.atime(), meta.atime_nsec()), (meta.mtime(), meta.mtime_nsec())),
+            None => (
+                (meta.atime(), meta.atime_nsec()),
+                (meta.mtime(), meta.mtime_nsec()),
+            ),
         };
         if meta.is_dir() {
             self.dir_times.push((dest.to_owned(), atime, mtime));
@@ -786,13 +865,22 @@ impl<'a> TreeCopier<'a> {
 
     /// Copies `entries` (a walk of directory `src_dir`, parents before children) into directory
     /// `dest_dir`.
-    pub fn copy_entries(&mut self, src_dir: &Path, entries: &[WalkEntry], dest_dir: &Path) -> Result<()> {
+    pub fn copy_entries(
+        &mut self,
+        src_dir: &Path,
+        entries: &[WalkEntry],
+        dest_dir: &Path,
+    ) -> Result<()> {
         let mut dirs: HashMap<&Path, PathBuf> = HashMap::new();
         dirs.insert(Path::new(""), dest_dir.to_owned());
         for entry in entries {
             let parent_rel = entry.rel.parent().unwrap_or(Path::new(""));
-            let Some(parent) = dirs.get(parent_rel) else { continue };
-            let Some(name) = entry.rel.file_name() else { continue };
+            let Some(parent) = dirs.get(parent_rel) else {
+                continue;
+            };
+            let Some(name) = entry.rel.file_name() else {
+                continue;
+            };
             let dest = parent.join(name);
             let written = self.copy_entry(&src_dir.join(&entry.rel), &entry.meta, &dest)?;
             if entry.meta.is_dir() {
@@ -827,9 +915,18 @@ mod tests {
         symlink("/", root.path().join("up")).unwrap();
         symlink("../../../../etc", root.path().join("dotdot")).unwrap();
         let r = root.path();
-        assert_eq!(resolve_in_root(r, "/up/etc/passwd", true).unwrap(), r.join("etc/passwd"));
-        assert_eq!(resolve_in_root(r, "dotdot/x", true).unwrap(), r.join("etc/x"));
-        assert_eq!(resolve_in_root(r, "/../../..", true).unwrap(), r.to_path_buf());
+        assert_eq!(
+            resolve_in_root(r, "/up/etc/passwd", true).unwrap(),
+            r.join("etc/passwd")
+        );
+        assert_eq!(
+            resolve_in_root(r, "dotdot/x", true).unwrap(),
+            r.join("etc/x")
+        );
+        assert_eq!(
+            resolve_in_root(r, "/../../..", true).unwrap(),
+            r.to_path_buf()
+        );
         assert_eq!(resolve_in_root(r, "/up", false).unwrap(), r.join("up"));
         assert_eq!(resolve_in_root(r, "/up", true).unwrap(), r.to_path_buf());
     }
@@ -860,7 +957,10 @@ mod tests {
         let made = mkdir_all_in_root(root.path(), "/escape/a/b", 0o1777).unwrap();
         assert_eq!(made.path, root.path().join("a/b"));
         assert_eq!(made.created.len(), 2);
-        let mode = fs::metadata(root.path().join("a/b")).unwrap().permissions().mode();
+        let mode = fs::metadata(root.path().join("a/b"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o7777, 0o1777);
     }
 
@@ -881,7 +981,11 @@ mod tests {
             ("[]]", "]", true),
         ];
         for (pattern, name, want) in cases {
-            assert_eq!(Glob::new(pattern).unwrap().matches(name), want, "{pattern} vs {name}");
+            assert_eq!(
+                Glob::new(pattern).unwrap().matches(name),
+                want,
+                "{pattern} vs {name}"
+            );
         }
         assert!(Glob::new("[abc").is_err());
         assert!(Glob::new("abc\\").is_err());
@@ -904,15 +1008,32 @@ mod tests {
     fn users_and_groups_come_from_the_root() {
         let root = tmp();
         fs::create_dir(root.path().join("etc")).unwrap();
-        fs::write(root.path().join("etc/passwd"), "root:x:0:0::/root:/bin/sh\n# c\napp:x:1001:1002::/:/bin/sh\n")
-            .unwrap();
+        fs::write(
+            root.path().join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\n# c\napp:x:1001:1002::/:/bin/sh\n",
+        )
+        .unwrap();
         fs::write(root.path().join("etc/group"), "root:x:0:\nstaff:x:50:app\n").unwrap();
-        assert_eq!(lookup_user(root.path(), "app").unwrap(), UserIds { uid: 1001, gid: 1002 });
-        assert_eq!(lookup_user(root.path(), "42").unwrap(), UserIds { uid: 42, gid: 42 });
+        assert_eq!(
+            lookup_user(root.path(), "app").unwrap(),
+            UserIds {
+                uid: 1001,
+                gid: 1002
+            }
+        );
+        assert_eq!(
+            lookup_user(root.path(), "42").unwrap(),
+            UserIds { uid: 42, gid: 42 }
+        );
         assert_eq!(lookup_group(root.path(), "staff").unwrap(), 50);
         let err = lookup_user(root.path(), "ghost").unwrap_err();
-        assert!(err.is_unknown_id() && err.to_string().contains("ghost"), "{err}");
-        assert!(lookup_group(root.path(), "ghost").unwrap_err().is_unknown_id());
+        assert!(
+            err.is_unknown_id() && err.to_string().contains("ghost"),
+            "{err}"
+        );
+        assert!(lookup_group(root.path(), "ghost")
+            .unwrap_err()
+            .is_unknown_id());
     }
 
     #[test]

@@ -29,7 +29,10 @@ impl std::error::Error for Message {}
 impl ExecError {
     /// Wraps any error.
     pub fn new(e: impl std::error::Error + Send + Sync + 'static) -> ExecError {
-        ExecError { inner: Arc::new(e), cancelled: false }
+        ExecError {
+            inner: Arc::new(e),
+            cancelled: false,
+        }
     }
 
     /// An error that is just a message.
@@ -39,7 +42,10 @@ impl ExecError {
 
     /// The execution was cancelled (e.g. the job was abandoned), not failed.
     pub fn cancelled() -> ExecError {
-        ExecError { inner: Arc::new(Message("cancelled".into())), cancelled: true }
+        ExecError {
+            inner: Arc::new(Message("cancelled".into())),
+            cancelled: true,
+        }
     }
 
     /// Whether this reports a cancellation rather than a failure.
@@ -90,7 +96,7 @@ impl From<&str> for ExecError {
 }
 
 /// ` at Dockerfile:3` or nothing.
-pub(crate) struct At<'a>(pub &'a Option<SourceLocation>);
+pub(crate) struct At<'a>(pub &'a Option<Box<SourceLocation>>);
 
 impl fmt::Display for At<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -116,21 +122,24 @@ pub enum Error {
         digest: Digest,
         /// The op's description (or kind and short digest).
         name: String,
-        /// Where the op comes from in the build file.
-        location: Option<SourceLocation>,
+        /// Where the op comes from in the build file (boxed to keep `Result`s small).
+        location: Option<Box<SourceLocation>>,
         /// What the executor reported.
         #[source]
         source: ExecError,
     },
     /// An input's results (from execution or the cache index) lack the output a vertex reads.
-    #[error("vertex {index} {name:?}{}: input op {input} has {got} results, output {output} needed", At(location))]
+    #[error(
+        "vertex {index} {name:?}{}: input op {input} has {got} results, output {output} needed",
+        At(location)
+    )]
     MissingOutput {
         /// Op index of the reading vertex.
         index: usize,
         /// Its description.
         name: String,
         /// Where it comes from in the build file.
-        location: Option<SourceLocation>,
+        location: Option<Box<SourceLocation>>,
         /// Index of the input op.
         input: u32,
         /// Output index needed.
@@ -186,7 +195,7 @@ impl Error {
     pub fn location(&self) -> Option<&SourceLocation> {
         match self {
             Error::Vertex { location, .. } | Error::MissingOutput { location, .. } => {
-                location.as_ref()
+                location.as_deref()
             }
             Error::Definition(e) => e.location(),
             _ => None,
@@ -194,6 +203,10 @@ impl Error {
     }
 
     pub(crate) fn index(op: &'static str, key: Option<CacheKey>, e: sled::Error) -> Error {
-        Error::CacheIndex { op, key, source: Arc::new(e) }
+        Error::CacheIndex {
+            op,
+            key,
+            source: Arc::new(e),
+        }
     }
 }

@@ -26,33 +26,55 @@ pub(crate) struct Index {
 
 impl Index {
     pub(crate) fn open(db: &sled::Db) -> Result<Index, Error> {
-        let tree = db.open_tree(TREE).map_err(|e| Error::index("open", None, e))?;
+        let tree = db
+            .open_tree(TREE)
+            .map_err(|e| Error::index("open", None, e))?;
         Ok(Index { tree })
     }
 
     pub(crate) fn get(&self, key: &CacheKey) -> Result<Option<Arc<[ResultId]>>, Error> {
-        let Some(raw) = self.tree.get(key.0.as_bytes()).map_err(|e| Error::index("get", Some(*key), e))?
+        let Some(raw) = self
+            .tree
+            .get(key.0.as_bytes())
+            .map_err(|e| Error::index("get", Some(*key), e))?
         else {
             return Ok(None);
         };
-        let rec: Record = serde_json::from_slice(&raw)
-            .map_err(|e| Error::CorruptRecord { key: *key, message: e.to_string() })?;
+        let rec: Record = serde_json::from_slice(&raw).map_err(|e| Error::CorruptRecord {
+            key: *key,
+            message: e.to_string(),
+        })?;
         Ok(Some(rec.results.into()))
     }
 
     /// Writes the record and waits until it is durable.
     pub(crate) async fn put(&self, key: &CacheKey, results: &[ResultId]) -> Result<(), Error> {
-        let created = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let rec = Record { results: results.to_vec(), created };
-        let raw = serde_json::to_vec(&rec)
-            .map_err(|e| Error::CorruptRecord { key: *key, message: e.to_string() })?;
-        self.tree.insert(key.0.as_bytes(), raw).map_err(|e| Error::index("insert", Some(*key), e))?;
-        self.tree.flush_async().await.map_err(|e| Error::index("flush", Some(*key), e))?;
+        let created = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let rec = Record {
+            results: results.to_vec(),
+            created,
+        };
+        let raw = serde_json::to_vec(&rec).map_err(|e| Error::CorruptRecord {
+            key: *key,
+            message: e.to_string(),
+        })?;
+        self.tree
+            .insert(key.0.as_bytes(), raw)
+            .map_err(|e| Error::index("insert", Some(*key), e))?;
+        self.tree
+            .flush_async()
+            .await
+            .map_err(|e| Error::index("flush", Some(*key), e))?;
         Ok(())
     }
 
     pub(crate) fn remove(&self, key: &CacheKey) -> Result<bool, Error> {
-        let old = self.tree.remove(key.0.as_bytes()).map_err(|e| Error::index("remove", Some(*key), e))?;
+        let old = self
+            .tree
+            .remove(key.0.as_bytes())
+            .map_err(|e| Error::index("remove", Some(*key), e))?;
         Ok(old.is_some())
     }
 }

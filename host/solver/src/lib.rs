@@ -51,7 +51,6 @@ mod progress;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
@@ -64,8 +63,8 @@ use sha2::{Digest as _, Sha256};
 use tokio::sync::Semaphore;
 
 pub use error::{Error, ExecError};
-pub use progress::{LogSink, LogStream, ProgressEvent, ProgressSender};
 use progress::Subscribers;
+pub use progress::{LogSink, LogStream, ProgressEvent, ProgressSender};
 
 /// A vertex's cache key, `sha256:<hex>` (see the crate doc for how it is formed).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -93,7 +92,11 @@ pub fn cache_key(digest: &Digest, inputs: &[(CacheKey, u32)], content: Option<&s
     let mut h = Sha256::new();
     h.update(CACHE_KEY_VERSION);
     h.update(digest.as_bytes());
-    h.update(u64::try_from(inputs.len()).unwrap_or(u64::MAX).to_le_bytes());
+    h.update(
+        u64::try_from(inputs.len())
+            .unwrap_or(u64::MAX)
+            .to_le_bytes(),
+    );
     for (k, out) in inputs {
         h.update(k.0.as_bytes());
         h.update(out.to_le_bytes());
@@ -199,7 +202,9 @@ pub struct SolverLimits {
 
 impl Default for SolverLimits {
     fn default() -> SolverLimits {
-        SolverLimits { parallelism: std::thread::available_parallelism().map_or(4, |n| n.get()) }
+        SolverLimits {
+            parallelism: std::thread::available_parallelism().map_or(4, |n| n.get()),
+        }
     }
 }
 
@@ -275,6 +280,9 @@ impl Inner {
     }
 }
 
+/// A vertex index and how its results were obtained.
+type VertexDone = (usize, Result<(Arc<[ResultId]>, Outcome), Error>);
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Outcome {
     Cached,
@@ -326,14 +334,24 @@ impl Job<'_> {
         match e {
             Error::Vertex { digest, source, .. } if digest == self.digests[i] => {
                 let info = self.info(i);
-                Error::Vertex { index: i, digest, name: info.name, location: info.location, source }
+                Error::Vertex {
+                    index: i,
+                    digest,
+                    name: info.name,
+                    location: info.location.map(Box::new),
+                    source,
+                }
             }
             other => other,
         }
     }
 
     /// The input results of vertex `i`, in `Op::inputs` order.
-    fn gather(&self, i: usize, results: &[Option<Arc<[ResultId]>>]) -> Result<Vec<ResultId>, Error> {
+    fn gather(
+        &self,
+        i: usize,
+        results: &[Option<Arc<[ResultId]>>],
+    ) -> Result<Vec<ResultId>, Error> {
         let op = &self.def.ops[i];
         let mut out = Vec::new();
         let mut err = None;
@@ -348,7 +366,7 @@ impl Job<'_> {
                     err = Some(Error::MissingOutput {
                         index: i,
                         name: vertex_name(op, &self.digests[i]),
-                        location: op.location.clone(),
+                        location: op.location.clone().map(Box::new),
                         input: r.op,
                         output: r.output,
                         got: got.map_or(0, |g| g.len()),
@@ -375,7 +393,7 @@ fn vertex_error(info: &VertexInfo, source: ExecError) -> Error {
         index: info.index,
         digest: info.digest,
         name: info.name.clone(),
-        location: info.location.clone(),
+        location: info.location.clone().map(Box::new),
         source,
     }
 }
@@ -383,7 +401,12 @@ fn vertex_error(info: &VertexInfo, source: ExecError) -> Error {
 /// Number of results an op must produce (highest output index + 1).
 fn outputs_needed(op: &Op) -> usize {
     match &op.kind {
-        OpKind::Exec(x) => x.mounts.iter().filter_map(|m| m.output).max().map_or(0, |m| m as usize + 1),
+        OpKind::Exec(x) => x
+            .mounts
+            .iter()
+            .filter_map(|m| m.output)
+            .max()
+            .map_or(0, |m| m as usize + 1),
         _ => 1,
     }
 }
@@ -407,7 +430,10 @@ impl FlightGuard {
             Err(e) if e.is_cancelled() => Err(vertex_error(&self.info, ExecError::cancelled())),
             Err(_) => {
                 self.inner.remove_flight(&self.key, self.id);
-                Err(vertex_error(&self.info, ExecError::msg("executor panicked")))
+                Err(vertex_error(
+                    &self.info,
+                    ExecError::msg("executor panicked"),
+                ))
             }
         }
     }
@@ -453,7 +479,10 @@ async fn run_flight(
     let r = match r {
         Ok(res) if res.len() < needed => Err(vertex_error(
             &info,
-            ExecError::msg(format!("executor returned {} results, op has {needed} outputs", res.len())),
+            ExecError::msg(format!(
+                "executor returned {} results, op has {needed} outputs",
+                res.len()
+            )),
         )),
         Ok(res) => inner.index.put(&key, &res).await.map(|()| Arc::from(res)),
         Err(e) => Err(vertex_error(&info, e)),
@@ -479,7 +508,11 @@ async fn run_flight(
 
 impl Solver {
     /// A solver keeping its cache index in `db`, running ops through `executor`.
-    pub fn new(db: &sled::Db, executor: Arc<dyn OpExecutor>, limits: SolverLimits) -> Result<Solver, Error> {
+    pub fn new(
+        db: &sled::Db,
+        executor: Arc<dyn OpExecutor>,
+        limits: SolverLimits,
+    ) -> Result<Solver, Error> {
         let parallelism = limits.parallelism.max(1);
         Ok(Solver {
             inner: Arc::new(Inner {
@@ -515,7 +548,12 @@ impl Solver {
         let n = def.ops.len();
         let mut stats = SolveStats::default();
         let Some(out) = def.output else {
-            return Ok(SolveResult { output: None, digests, cache_keys: vec![None; n], stats });
+            return Ok(SolveResult {
+                output: None,
+                digests,
+                cache_keys: vec![None; n],
+                stats,
+            });
         };
         let out_op = out.op as usize;
 
@@ -575,7 +613,13 @@ impl Solver {
         }
         drop(content);
 
-        let job = Job { def, digests: &digests, keys: &keys, dirty: &dirty, progress };
+        let job = Job {
+            def,
+            digests: &digests,
+            keys: &keys,
+            dirty: &dirty,
+            progress,
+        };
 
         // Plan: walk down from the output; a cache hit prunes everything above it.
         let mut state = vec![State::Unvisited; n];
@@ -647,67 +691,84 @@ impl Solver {
         }
         drop(running);
 
-        let out_res = results[out_op].as_ref().and_then(|r| r.get(out.output as usize));
+        let out_res = results[out_op]
+            .as_ref()
+            .and_then(|r| r.get(out.output as usize));
         let Some(output) = out_res.cloned() else {
             let op = &def.ops[out_op];
             return Err(Error::MissingOutput {
                 index: out_op,
                 name: vertex_name(op, &digests[out_op]),
-                location: op.location.clone(),
+                location: op.location.clone().map(Box::new),
                 input: out.op,
                 output: out.output,
                 got: results[out_op].as_ref().map_or(0, |r| r.len()),
             });
         };
-        let cache_keys = keys.iter().zip(&needed).map(|(k, &nd)| nd.then_some(*k)).collect();
-        Ok(SolveResult { output: Some(output), digests, cache_keys, stats })
+        let cache_keys = keys
+            .iter()
+            .zip(&needed)
+            .map(|(k, &nd)| nd.then_some(*k))
+            .collect();
+        Ok(SolveResult {
+            output: Some(output),
+            digests,
+            cache_keys,
+            stats,
+        })
     }
 
     /// Gets vertex `i`'s results: joins a running execution, takes a cache hit, or starts one.
-    fn run_vertex<'a>(
-        &'a self,
-        job: &'a Job<'a>,
-        i: usize,
-        inputs: Vec<ResultId>,
-    ) -> impl Future<Output = (usize, Result<(Arc<[ResultId]>, Outcome), Error>)> + 'a {
-        async move {
-            let key = job.keys[i];
-            let decided = {
-                let mut flights = self.inner.flights();
-                let live = flights.get(&key).and_then(|f| f.fut.as_ref().and_then(|w| w.upgrade()).map(|s| (s, f.subs.clone())));
-                if let Some((fut, subs)) = live {
-                    subs.add(job.progress.clone());
-                    job.progress.send(ProgressEvent::VertexStarted {
-                        vertex: job.digests[i],
-                        name: vertex_name(&job.def.ops[i], &job.digests[i]),
-                        at: SystemTime::now(),
-                    });
-                    Ok((fut, Outcome::Joined))
-                } else {
-                    match (!job.dirty[i]).then(|| self.inner.index.get(&key)).transpose() {
-                        Err(e) => Err(e),
-                        Ok(Some(Some(hit))) => {
-                            drop(flights);
-                            job.cached_event(i);
-                            return (i, Ok((hit, Outcome::Cached)));
-                        }
-                        Ok(_) => {
-                            let (fut, flight) = self.start_flight(job, i, inputs);
-                            flights.insert(key, flight);
-                            Ok((fut, Outcome::Executed))
-                        }
+    async fn run_vertex(&self, job: &Job<'_>, i: usize, inputs: Vec<ResultId>) -> VertexDone {
+        let key = job.keys[i];
+        let decided = {
+            let mut flights = self.inner.flights();
+            let live = flights.get(&key).and_then(|f| {
+                f.fut
+                    .as_ref()
+                    .and_then(|w| w.upgrade())
+                    .map(|s| (s, f.subs.clone()))
+            });
+            if let Some((fut, subs)) = live {
+                subs.add(job.progress.clone());
+                job.progress.send(ProgressEvent::VertexStarted {
+                    vertex: job.digests[i],
+                    name: vertex_name(&job.def.ops[i], &job.digests[i]),
+                    at: SystemTime::now(),
+                });
+                Ok((fut, Outcome::Joined))
+            } else {
+                match (!job.dirty[i])
+                    .then(|| self.inner.index.get(&key))
+                    .transpose()
+                {
+                    Err(e) => Err(e),
+                    Ok(Some(Some(hit))) => {
+                        drop(flights);
+                        job.cached_event(i);
+                        return (i, Ok((hit, Outcome::Cached)));
+                    }
+                    Ok(_) => {
+                        let (fut, flight) = self.start_flight(job, i, inputs);
+                        flights.insert(key, flight);
+                        Ok((fut, Outcome::Executed))
                     }
                 }
-            };
-            let r = match decided {
-                Ok((fut, outcome)) => fut.await.map(|r| (r, outcome)).map_err(|e| job.remap(i, e)),
-                Err(e) => Err(e),
-            };
-            (i, r)
-        }
+            }
+        };
+        let r = match decided {
+            Ok((fut, outcome)) => fut.await.map(|r| (r, outcome)).map_err(|e| job.remap(i, e)),
+            Err(e) => Err(e),
+        };
+        (i, r)
     }
 
-    fn start_flight(&self, job: &Job<'_>, i: usize, inputs: Vec<ResultId>) -> (Shared<FlightFut>, Flight) {
+    fn start_flight(
+        &self,
+        job: &Job<'_>,
+        i: usize,
+        inputs: Vec<ResultId>,
+    ) -> (Shared<FlightFut>, Flight) {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let key = job.keys[i];
         let info = job.info(i);
@@ -721,11 +782,22 @@ impl Solver {
             inputs,
             subs.clone(),
         ));
-        let guard = FlightGuard { inner: self.inner.clone(), key, id, info, handle, done: false };
+        let guard = FlightGuard {
+            inner: self.inner.clone(),
+            key,
+            id,
+            info,
+            handle,
+            done: false,
+        };
         let fut: FlightFut = guard.join().boxed();
         let shared = fut.shared();
         // `downgrade` is None only for a completed Shared; this one was never polled.
-        let flight = Flight { id, fut: shared.downgrade(), subs };
+        let flight = Flight {
+            id,
+            fut: shared.downgrade(),
+            subs,
+        };
         (shared, flight)
     }
 }

@@ -85,7 +85,9 @@ mod b64 {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         let s = String::deserialize(d)?;
-        base64::engine::general_purpose::STANDARD.decode(s).map_err(serde::de::Error::custom)
+        base64::engine::general_purpose::STANDARD
+            .decode(s)
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -156,7 +158,10 @@ impl LogSink {
 
     /// A sink that drops everything (for executors used outside a solve).
     pub fn discard(vertex: Digest) -> LogSink {
-        LogSink { vertex, subs: Subscribers::default() }
+        LogSink {
+            vertex,
+            subs: Subscribers::default(),
+        }
     }
 
     /// Reports a chunk of output on `stream`.

@@ -48,12 +48,20 @@ impl FromStr for Digest {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Digest> {
-        let invalid = |reason| Error::InvalidDigest { input: s.to_string(), reason };
-        let hex = s.strip_prefix("sha256:").ok_or_else(|| invalid("must start with sha256:"))?;
+        let invalid = |reason| Error::InvalidDigest {
+            input: s.to_string(),
+            reason,
+        };
+        let hex = s
+            .strip_prefix("sha256:")
+            .ok_or_else(|| invalid("must start with sha256:"))?;
         if hex.len() != 64 {
             return Err(invalid("sha256 hex must be 64 characters"));
         }
-        if !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if !hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return Err(invalid("hex must be lowercase 0-9a-f"));
         }
         Ok(Digest(s.to_string()))
@@ -95,7 +103,9 @@ pub struct ContentStore {
 impl ContentStore {
     /// Opens (creating if needed) the store rooted at `root`, removing stale ingest temp files.
     pub fn open(root: &Path) -> Result<Self> {
-        let store = ContentStore { root: root.to_path_buf() };
+        let store = ContentStore {
+            root: root.to_path_buf(),
+        };
         let blobs = store.blobs_dir();
         fs::create_dir_all(&blobs).map_err(Error::io("create", &blobs))?;
         let ingest = store.ingest_dir();
@@ -129,17 +139,28 @@ impl ContentStore {
             .tempfile_in(&ingest)
             .map_err(Error::io("create temp file in", &ingest))?;
         let path = file.path().to_path_buf();
-        Ok(BlobWriter { file, path, hasher: Sha256::new(), size: 0, blobs: self.blobs_dir() })
+        Ok(BlobWriter {
+            file,
+            path,
+            hasher: Sha256::new(),
+            size: 0,
+            blobs: self.blobs_dir(),
+        })
     }
 
     /// Reads a whole blob, verifying it still hashes to `d`.
     pub fn read(&self, d: &Digest) -> Result<Vec<u8>> {
         let mut data = Vec::new();
         let path = self.blob_path(d);
-        self.open_blob(d)?.read_to_end(&mut data).map_err(Error::io("read", &path))?;
+        self.open_blob(d)?
+            .read_to_end(&mut data)
+            .map_err(Error::io("read", &path))?;
         let actual = Digest::of(&data);
         if &actual != d {
-            return Err(Error::DigestMismatch { expected: d.clone(), actual });
+            return Err(Error::DigestMismatch {
+                expected: d.clone(),
+                actual,
+            });
         }
         Ok(data)
     }
@@ -170,7 +191,10 @@ impl ContentStore {
         for entry in fs::read_dir(&dir).map_err(Error::io("read dir", &dir))? {
             let entry = entry.map_err(Error::io("read dir", &dir))?;
             let name = entry.file_name();
-            if let Some(Ok(d)) = name.to_str().map(|hex| format!("sha256:{hex}").parse::<Digest>()) {
+            if let Some(Ok(d)) = name
+                .to_str()
+                .map(|hex| format!("sha256:{hex}").parse::<Digest>())
+            {
                 out.push(d);
             }
         }
@@ -211,7 +235,11 @@ impl ContentStore {
         if e.kind() == io::ErrorKind::NotFound {
             Error::BlobNotFound { digest: d.clone() }
         } else {
-            Error::Io { op, path: path.to_path_buf(), source: e }
+            Error::Io {
+                op,
+                path: path.to_path_buf(),
+                source: e,
+            }
         }
     }
 }
@@ -233,13 +261,23 @@ impl BlobWriter {
         let actual = Digest::from_hasher(self.hasher);
         if let Some(expected) = expected {
             if expected != &actual {
-                return Err(Error::DigestMismatch { expected: expected.clone(), actual });
+                return Err(Error::DigestMismatch {
+                    expected: expected.clone(),
+                    actual,
+                });
             }
         }
         self.file.flush().map_err(Error::io("flush", &self.path))?;
-        self.file.as_file().sync_all().map_err(Error::io("fsync", &self.path))?;
+        self.file
+            .as_file()
+            .sync_all()
+            .map_err(Error::io("fsync", &self.path))?;
         let dest = self.blobs.join(actual.hex());
-        self.file.persist(&dest).map_err(|e| Error::Io { op: "rename into", path: dest.clone(), source: e.error })?;
+        self.file.persist(&dest).map_err(|e| Error::Io {
+            op: "rename into",
+            path: dest.clone(),
+            source: e.error,
+        })?;
         if let Ok(dir) = File::open(&self.blobs) {
             let _ = dir.sync_all();
         }
@@ -275,7 +313,12 @@ mod tests {
         assert_eq!(d.as_str().parse::<Digest>().unwrap(), d);
         assert!("sha256:abc".parse::<Digest>().is_err());
         assert!("md5:00".parse::<Digest>().is_err());
-        assert!(d.as_str().to_uppercase().replace("SHA256", "sha256").parse::<Digest>().is_err());
+        assert!(d
+            .as_str()
+            .to_uppercase()
+            .replace("SHA256", "sha256")
+            .parse::<Digest>()
+            .is_err());
         let json = serde_json::to_string(&d).unwrap();
         assert_eq!(json, format!("\"{d}\""));
         assert_eq!(serde_json::from_str::<Digest>(&json).unwrap(), d);
@@ -292,7 +335,10 @@ mod tests {
         assert_eq!(store.read(&d).unwrap(), b"hello");
         assert_eq!(store.size(&d).unwrap(), 5);
         assert_eq!(store.list().unwrap(), vec![d.clone()]);
-        assert_eq!(store.blob_path(&d), tmp.path().join("blobs/sha256").join(d.hex()));
+        assert_eq!(
+            store.blob_path(&d),
+            tmp.path().join("blobs/sha256").join(d.hex())
+        );
         store.delete(&d).unwrap();
         assert!(!store.has(&d));
         assert!(store.read(&d).unwrap_err().is_not_found());

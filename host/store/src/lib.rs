@@ -29,6 +29,15 @@
 
 pub mod content;
 mod error;
+pub mod layer;
+pub mod snapshot;
+pub mod sys;
+#[cfg(test)]
+mod testutil;
 
 pub use content::{BlobWriter, ContentStore, Digest};
 pub use error::{Error, Result};
+pub use layer::{
+    apply_layer, export_layer, export_layer_to_store, AppliedLayer, Compression, LayerDigests,
+};
+pub use snapshot::{LayerId, LayerInfo, Mutable, Snapshotter, View};

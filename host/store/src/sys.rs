@@ -8,7 +8,9 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{AtFlags, FileType, Mode, Timestamps, XattrFlags, CWD};
-use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags, MountFlags, MoveMountFlags, UnmountFlags};
+use rustix::mount::{
+    FsMountFlags, FsOpenFlags, MountAttrFlags, MountFlags, MoveMountFlags, UnmountFlags,
+};
 
 /// Kind of special file [`Kernel::mknod`] creates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +37,14 @@ pub struct OverlayMount {
 /// Kernel operations used by layer apply/export and the snapshotter.
 pub trait Kernel: Send + Sync {
     /// Creates a device node or fifo at `path` with permission bits `perm`.
-    fn mknod(&self, path: &Path, kind: NodeKind, perm: u32, major: u32, minor: u32) -> io::Result<()>;
+    fn mknod(
+        &self,
+        path: &Path,
+        kind: NodeKind,
+        perm: u32,
+        major: u32,
+        minor: u32,
+    ) -> io::Result<()>;
     /// Changes the owner of `path` without following a final symlink.
     fn lchown(&self, path: &Path, uid: u32, gid: u32) -> io::Result<()>;
     /// Sets an extended attribute on `path` without following a final symlink.
@@ -55,7 +64,14 @@ pub trait Kernel: Send + Sync {
 pub struct RealKernel;
 
 impl Kernel for RealKernel {
-    fn mknod(&self, path: &Path, kind: NodeKind, perm: u32, major: u32, minor: u32) -> io::Result<()> {
+    fn mknod(
+        &self,
+        path: &Path,
+        kind: NodeKind,
+        perm: u32,
+        major: u32,
+        minor: u32,
+    ) -> io::Result<()> {
         let ft = match kind {
             NodeKind::Char => FileType::CharacterDevice,
             NodeKind::Block => FileType::BlockDevice,
@@ -74,7 +90,12 @@ impl Kernel for RealKernel {
     }
 
     fn set_xattr(&self, path: &Path, name: &[u8], value: &[u8]) -> io::Result<()> {
-        rustix::fs::lsetxattr(path, std::ffi::OsStr::from_bytes(name), value, XattrFlags::empty())?;
+        rustix::fs::lsetxattr(
+            path,
+            std::ffi::OsStr::from_bytes(name),
+            value,
+            XattrFlags::empty(),
+        )?;
         Ok(())
     }
 
@@ -95,7 +116,8 @@ impl Kernel for RealKernel {
             let mut value = Vec::with_capacity(128);
             loop {
                 value.clear();
-                match rustix::fs::lgetxattr(path, name, rustix::buffer::spare_capacity(&mut value)) {
+                match rustix::fs::lgetxattr(path, name, rustix::buffer::spare_capacity(&mut value))
+                {
                     Ok(_) => break,
                     Err(rustix::io::Errno::RANGE) => value.reserve(value.capacity() * 2),
                     Err(e) => return Err(e.into()),
@@ -108,8 +130,14 @@ impl Kernel for RealKernel {
     }
 
     fn set_mtime(&self, path: &Path, secs: i64, nanos: u32) -> io::Result<()> {
-        let ts = rustix::fs::Timespec { tv_sec: secs, tv_nsec: nanos.into() };
-        let times = Timestamps { last_access: ts, last_modification: ts };
+        let ts = rustix::fs::Timespec {
+            tv_sec: secs,
+            tv_nsec: nanos.into(),
+        };
+        let times = Timestamps {
+            last_access: ts,
+            last_modification: ts,
+        };
         rustix::fs::utimensat(CWD, path, &times, AtFlags::SYMLINK_NOFOLLOW)?;
         Ok(())
     }
@@ -117,7 +145,9 @@ impl Kernel for RealKernel {
     fn mount_overlay(&self, m: &OverlayMount) -> io::Result<()> {
         match mount_overlay_fsopen(m) {
             // No new mount API, or no `lowerdir+` (kernel < 6.8): fall back to mount(2).
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EINVAL)) => mount_overlay_legacy(m),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EINVAL)) => {
+                mount_overlay_legacy(m)
+            }
             other => other,
         }
     }
@@ -145,24 +175,67 @@ fn mount_overlay_fsopen(m: &OverlayMount) -> io::Result<()> {
         fsconfig_set_string(&fs, key, value)?;
     }
     fsconfig_create(&fs)?;
-    let attrs = if m.upper.is_none() { MountAttrFlags::MOUNT_ATTR_RDONLY } else { MountAttrFlags::empty() };
+    let attrs = if m.upper.is_none() {
+        MountAttrFlags::MOUNT_ATTR_RDONLY
+    } else {
+        MountAttrFlags::empty()
+    };
     let mnt = fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, attrs)?;
-    move_mount(&mnt, "", CWD, m.target.as_path(), MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)?;
+    move_mount(
+        &mnt,
+        "",
+        CWD,
+        m.target.as_path(),
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )?;
     Ok(())
 }
 
 /// Mounts with mount(2) and a single option string (bounded by the page size).
 fn mount_overlay_legacy(m: &OverlayMount) -> io::Result<()> {
     let data = legacy_options(m);
-    let data = std::ffi::CString::new(data).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    let flags = if m.upper.is_none() { MountFlags::RDONLY } else { MountFlags::empty() };
-    rustix::mount::mount("hoist", m.target.as_path(), "overlay", flags, Some(data.as_c_str()))?;
+    // mount(2) copies at most one page of options: a longer string would be silently cut,
+    // possibly into the path of a different layer, so refuse it and let the caller flatten.
+    if data.len() >= 4096 {
+        return Err(io::Error::from_raw_os_error(libc::E2BIG));
+    }
+    let separators_in_paths = m
+        .lowers
+        .iter()
+        .chain(m.upper.iter().flat_map(|(u, w)| [u, w]))
+        .any(|p| {
+            p.as_os_str()
+                .as_bytes()
+                .iter()
+                .any(|b| matches!(b, b',' | b':'))
+        });
+    if separators_in_paths {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    let data =
+        std::ffi::CString::new(data).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let flags = if m.upper.is_none() {
+        MountFlags::RDONLY
+    } else {
+        MountFlags::empty()
+    };
+    rustix::mount::mount(
+        "hoist",
+        m.target.as_path(),
+        "overlay",
+        flags,
+        Some(data.as_c_str()),
+    )?;
     Ok(())
 }
 
 /// Options that keep upper dirs in a plain, portable format: no redirect or metacopy xattrs
 /// (a renamed lower directory is copied up in full), no inode index.
-const PORTABLE_OPTIONS: [(&str, &str); 3] = [("redirect_dir", "off"), ("index", "off"), ("metacopy", "off")];
+const PORTABLE_OPTIONS: [(&str, &str); 3] = [
+    ("redirect_dir", "off"),
+    ("index", "off"),
+    ("metacopy", "off"),
+];
 
 /// The mount(2) option string for `m`.
 pub(crate) fn legacy_options(m: &OverlayMount) -> Vec<u8> {
@@ -204,7 +277,9 @@ fn unescape_mountinfo(field: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(field.len());
     let mut i = 0;
     while i < field.len() {
-        let octal = field.get(i + 1..i + 4).filter(|d| field[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        let octal = field
+            .get(i + 1..i + 4)
+            .filter(|d| field[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
         match octal {
             Some(d) => {
                 out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
@@ -231,7 +306,10 @@ mod tests {
             target: "/t/m".into(),
         };
         let s = String::from_utf8(legacy_options(&m)).unwrap();
-        assert_eq!(s, "lowerdir=/l/2:/l/1,upperdir=/t/u,workdir=/t/w,redirect_dir=off,index=off,metacopy=off");
+        assert_eq!(
+            s,
+            "lowerdir=/l/2:/l/1,upperdir=/t/u,workdir=/t/w,redirect_dir=off,index=off,metacopy=off"
+        );
     }
 
     #[test]

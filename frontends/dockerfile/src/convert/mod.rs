@@ -1,0 +1,262 @@
+//! Dockerfile → LLB: walks the stages a target needs and turns each instruction into SDK states
+//! plus the image config the final stage accumulates.
+//!
+//! This module owns Dockerfile *semantics* (stage graph, variable scoping, what each instruction
+//! does to the filesystem and the config); syntax is the parser's and instructions' job, and
+//! talking to the host goes through [`ImageResolver`] so the conversion is testable natively.
+//!
+//! Rules carried over from BuildKit: only the stages the target needs are converted; build args
+//! declared before the first `FROM` are visible in `FROM` lines and are re-declared with a bare
+//! `ARG NAME` inside a stage; `ENV` wins over `ARG` of the same name; `RUN` sees the stage's args
+//! in its environment but the image config does not; base images are pinned by digest.
+
+mod dispatch;
+pub mod image;
+
+use std::collections::BTreeMap;
+
+use hoist_frontend_sdk::llb::{self, State};
+use hoist_frontend_sdk::types::Platform;
+
+use crate::instructions::{self, Stage};
+use crate::parser::{self, Location};
+use crate::shell::Lexer;
+use image::Image;
+
+/// Options of one conversion (from the frontend's build options).
+#[derive(Debug, Clone, Default)]
+pub struct ConvertOptions {
+    /// The Dockerfile's name as the user knows it (for locations).
+    pub filename: String,
+    /// `--build-arg` values.
+    pub build_args: BTreeMap<String, String>,
+    /// `--target`: the stage to build (default: the last).
+    pub target: Option<String>,
+    /// `--label` values added to the final image.
+    pub labels: BTreeMap<String, String>,
+    /// Target platform (default: the host's, decided by the engine).
+    pub platform: Option<Platform>,
+    /// Named contexts (`context:NAME` options): NAME → `docker-image://…`, `local:NAME`, ….
+    pub named_contexts: BTreeMap<String, String>,
+    /// Exclude patterns for the build context (from .dockerignore).
+    pub excludes: Vec<String>,
+    /// `--no-cache`: every step re-runs.
+    pub no_cache: bool,
+}
+
+/// An image resolved by the host.
+#[derive(Debug, Clone)]
+pub struct ResolvedImage {
+    /// Fully qualified reference.
+    pub canonical_ref: String,
+    /// Manifest digest.
+    pub digest: String,
+    /// Image config JSON.
+    pub config: String,
+}
+
+/// Resolves base images (the gateway in the component, a table in tests).
+pub trait ImageResolver {
+    /// Resolves `reference` for `platform`.
+    fn resolve(&mut self, reference: &str, platform: Option<&Platform>) -> Result<ResolvedImage, String>;
+}
+
+/// A conversion failure, located in the Dockerfile where it applies.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ConvertError {
+    /// What went wrong.
+    pub message: String,
+    /// The lines concerned.
+    pub location: Option<Location>,
+}
+
+impl ConvertError {
+    /// An error at `location`.
+    pub fn at(location: Location, message: impl Into<String>) -> ConvertError {
+        ConvertError { message: message.into(), location: Some(location) }
+    }
+}
+
+impl From<parser::Error> for ConvertError {
+    fn from(e: parser::Error) -> ConvertError {
+        ConvertError { message: e.kind.to_string(), location: Some(e.location) }
+    }
+}
+
+/// The result of a conversion: the final stage's filesystem and image config.
+#[derive(Debug, Clone)]
+pub struct Converted {
+    /// The target stage's filesystem.
+    pub state: State,
+    /// The target stage's image config.
+    pub image: Image,
+    /// Index of the target stage.
+    pub target: usize,
+}
+
+/// A converted stage.
+#[derive(Debug, Clone)]
+struct StageResult {
+    state: State,
+    image: Image,
+}
+
+/// Parses `dockerfile` and converts the target stage (and what it needs) to LLB.
+pub fn convert(dockerfile: &str, opts: &ConvertOptions, resolver: &mut dyn ImageResolver) -> Result<Converted, ConvertError> {
+    let parsed = parser::parse(dockerfile)?;
+    let (meta_args, stages) = instructions::parse_stages(&parsed.ast)?;
+    let mut converter = Converter::new(opts, resolver, Lexer::new(parsed.escape_token), stages);
+    converter.declare_global_args(&meta_args)?;
+    let target = converter.target_index()?;
+    let mut result = converter.convert_stage(target)?;
+    for (key, value) in &opts.labels {
+        result.image.config.labels.insert(key.clone(), value.clone());
+    }
+    Ok(Converted { state: result.state, image: result.image, target })
+}
+
+/// Conversion state shared by all stages.
+struct Converter<'a> {
+    opts: &'a ConvertOptions,
+    resolver: &'a mut dyn ImageResolver,
+    lexer: Lexer,
+    stages: Vec<Stage>,
+    /// Build args declared before the first FROM, with their values.
+    global_args: Vec<(String, String)>,
+    /// Converted stages, by index.
+    done: Vec<Option<StageResult>>,
+    /// Stages being converted (to report cycles instead of looping).
+    in_progress: Vec<bool>,
+    /// The build context, shared by every COPY/ADD so it syncs once.
+    context: State,
+}
+
+impl<'a> Converter<'a> {
+    fn new(opts: &'a ConvertOptions, resolver: &'a mut dyn ImageResolver, lexer: Lexer, stages: Vec<Stage>) -> Self {
+        let count = stages.len();
+        let mut context = llb::local("context").exclude(opts.excludes.iter().cloned());
+        context = context.description("[internal] load build context");
+        Converter {
+            opts,
+            resolver,
+            lexer,
+            stages,
+            global_args: Vec::new(),
+            done: vec![None; count],
+            in_progress: vec![false; count],
+            context: context.state(),
+        }
+    }
+
+    /// Evaluates the ARGs before the first FROM: build args override defaults.
+    fn declare_global_args(&mut self, meta_args: &[instructions::MetaArg]) -> Result<(), ConvertError> {
+        for (key, value) in predefined_args(self.opts.platform.as_ref()) {
+            self.global_args.push((key, value));
+        }
+        for meta in meta_args {
+            for arg in &meta.arg.args {
+                let value = match (self.opts.build_args.get(&arg.key), &arg.value) {
+                    (Some(given), _) => Some(given.clone()),
+                    (None, Some(default)) => Some(self.expand_with(default, &self.global_args.clone(), meta.location)?),
+                    (None, None) => None,
+                };
+                if let Some(value) = value {
+                    self.global_args.push((arg.key.clone(), value));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The stage to build: `--target` by name, else the last.
+    fn target_index(&self) -> Result<usize, ConvertError> {
+        match &self.opts.target {
+            Some(target) => self.stage_by_name(target).ok_or_else(|| ConvertError {
+                message: format!("target stage {target:?} could not be found"),
+                location: None,
+            }),
+            None => self.stages.len().checked_sub(1).ok_or_else(|| ConvertError {
+                message: "the Dockerfile has no FROM instruction".into(),
+                location: None,
+            }),
+        }
+    }
+
+    /// A stage by name (case-insensitive) or by index.
+    fn stage_by_name(&self, name: &str) -> Option<usize> {
+        let lower = name.to_ascii_lowercase();
+        self.stages
+            .iter()
+            .position(|s| s.name.as_deref() == Some(lower.as_str()))
+            .or_else(|| name.parse::<usize>().ok().filter(|i| *i < self.stages.len()))
+    }
+
+    /// Converts stage `index`, converting the stages it depends on first.
+    fn convert_stage(&mut self, index: usize) -> Result<StageResult, ConvertError> {
+        if let Some(done) = &self.done[index] {
+            return Ok(done.clone());
+        }
+        let location = self.stages[index].location;
+        if self.in_progress[index] {
+            return Err(ConvertError::at(location, "circular dependency between stages"));
+        }
+        self.in_progress[index] = true;
+        let stage = self.stages[index].clone();
+        let mut builder = dispatch::StageBuilder::start(self, index, &stage)?;
+        for command in &stage.commands {
+            builder.dispatch(self, command)?;
+        }
+        let result = builder.finish();
+        self.in_progress[index] = false;
+        self.done[index] = Some(result.clone());
+        Ok(result)
+    }
+
+    /// Expands `word` with the variables in `env`.
+    fn expand_with(&self, word: &str, env: &[(String, String)], location: Location) -> Result<String, ConvertError> {
+        self.lexer
+            .process_word(word, &env)
+            .map_err(|e| ConvertError::at(location, format!("failed to expand {word:?}: {e}")))
+    }
+
+    /// Resolves a base image and pins it by digest.
+    fn resolve_image(&mut self, reference: &str, platform: Option<&Platform>, location: Location) -> Result<StageResult, ConvertError> {
+        let resolved = self
+            .resolver
+            .resolve(reference, platform)
+            .map_err(|e| ConvertError::at(location, format!("failed to resolve base image {reference:?}: {e}")))?;
+        let pinned = if resolved.canonical_ref.contains('@') {
+            resolved.canonical_ref.clone()
+        } else {
+            format!("{}@{}", resolved.canonical_ref, resolved.digest)
+        };
+        let image = Image::parse(&resolved.config).map_err(|e| ConvertError::at(location, e))?;
+        let mut source = llb::image(pinned).description(format!("[internal] load {reference}"));
+        if let Some(p) = platform {
+            source = source.platform(p.clone());
+        }
+        Ok(StageResult { state: source.state(), image })
+    }
+}
+
+/// The platform arguments BuildKit predefines (`TARGETPLATFORM`, `TARGETOS`, …).
+fn predefined_args(platform: Option<&Platform>) -> Vec<(String, String)> {
+    let host = Platform { os: "linux".into(), architecture: host_arch().into(), variant: None };
+    let target = platform.cloned().unwrap_or_else(|| host.clone());
+    let mut args = Vec::new();
+    for (prefix, p) in [("BUILD", &host), ("TARGET", &target)] {
+        let spec = hoist_frontend_sdk::format_platform(p);
+        args.push((format!("{prefix}PLATFORM"), spec));
+        args.push((format!("{prefix}OS"), p.os.clone()));
+        args.push((format!("{prefix}ARCH"), p.architecture.clone()));
+        args.push((format!("{prefix}VARIANT"), p.variant.clone().unwrap_or_default()));
+    }
+    args
+}
+
+/// The host's architecture in OCI terms. A wasm guest cannot see the host, so this is the
+/// architecture the engine reports through the `platform` option, else amd64.
+fn host_arch() -> &'static str {
+    "amd64"
+}

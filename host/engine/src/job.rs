@@ -1,0 +1,152 @@
+//! One build job: pick the frontend, run it against a gateway bound to this job's contexts and
+//! secrets, solve what it returns, and export.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::export::{export, ExportSpec, Exported};
+use crate::gateway::JobGateway;
+use crate::state::{Engine, Event, Progress, Secrets};
+use crate::Error;
+
+/// Which frontend interprets the build.
+#[derive(Debug, Clone)]
+pub enum FrontendChoice {
+    /// A frontend carried in the binary, by name (`dockerfile`).
+    Builtin(String),
+    /// A component given as bytes (tests, `--frontend file:`).
+    Bytes(Vec<u8>),
+    /// A component in an OCI registry (`# syntax=REF`).
+    Reference(String),
+}
+
+/// What a named build context is.
+#[derive(Debug, Clone)]
+pub enum ContextSource {
+    /// A directory on the client.
+    Local(PathBuf),
+    /// A container image (`docker-image://REF`).
+    Image(String),
+    /// An image in an OCI layout directory (`oci-layout://PATH[:TAG|@DIGEST]`).
+    OciLayout(String),
+}
+
+/// Everything a build needs.
+#[derive(Debug, Clone)]
+pub struct BuildRequest {
+    /// The frontend.
+    pub frontend: FrontendChoice,
+    /// Frontend options with BuildKit's keys (`build-arg:NAME`, `target`, `filename`, ...).
+    pub options: Vec<(String, String)>,
+    /// Named contexts; `context` and `dockerfile` are the main ones.
+    pub contexts: Vec<(String, ContextSource)>,
+    /// Secrets by id (memory only).
+    pub secrets: Secrets,
+    /// Re-run every step.
+    pub no_cache: bool,
+    /// Where the result goes.
+    pub exports: Vec<ExportSpec>,
+}
+
+impl BuildRequest {
+    /// A Dockerfile build of `dir` (context and Dockerfile both from it), exporting nothing.
+    pub fn dockerfile(dir: PathBuf) -> BuildRequest {
+        BuildRequest {
+            frontend: FrontendChoice::Builtin("dockerfile".into()),
+            options: Vec::new(),
+            contexts: vec![("context".into(), ContextSource::Local(dir.clone())), ("dockerfile".into(), ContextSource::Local(dir))],
+            secrets: Secrets::new(),
+            no_cache: false,
+            exports: Vec::new(),
+        }
+    }
+}
+
+/// What a build produced.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BuildOutcome {
+    /// Digest of the frontend component that ran.
+    pub frontend_digest: String,
+    /// The image config the frontend returned.
+    pub image_config: Option<String>,
+    /// Metadata the frontend returned (e.g. `result.json` of a subrequest).
+    pub metadata: Vec<(String, Vec<u8>)>,
+    /// One entry per export.
+    pub exported: Vec<Exported>,
+}
+
+impl Engine {
+    /// Runs one build to the end; progress goes to `progress`.
+    pub async fn build(&self, request: BuildRequest, progress: Progress) -> Result<BuildOutcome, Error> {
+        let (reference, bytes) = self.frontend_bytes(&request.frontend)?;
+        let frontend = self.frontends.load(&bytes)?;
+        progress.send(Event::Frontend { reference, digest: frontend.digest().to_string() });
+
+        let secret_ids = self.add_secrets(&request.secrets);
+        let gateway = Arc::new(JobGateway::new(self.clone(), &request, progress.clone())?);
+        let result = self.run_frontend(&frontend, &request, gateway.clone()).await;
+        self.remove_secrets(&secret_ids);
+        let (chain, image_config, metadata) = result?;
+
+        let mut exported = Vec::new();
+        for spec in &request.exports {
+            let done = export(&self.shared, &chain, image_config.as_deref(), spec).await?;
+            progress.send(Event::Exported { description: done.description.clone() });
+            exported.push(done);
+        }
+        Ok(BuildOutcome { frontend_digest: frontend.digest().to_string(), image_config, metadata, exported })
+    }
+
+    /// Runs the frontend and solves the reference it returns.
+    async fn run_frontend(
+        &self,
+        frontend: &hoist_frontend_host::Frontend,
+        request: &BuildRequest,
+        gateway: Arc<JobGateway>,
+    ) -> Result<(crate::chain::Chain, Option<String>, Vec<(String, Vec<u8>)>), Error> {
+        let output = frontend.build(request.options.clone(), gateway.clone()).await?;
+        let first = output.platforms.into_iter().next();
+        let (chain, config) = match first {
+            Some(p) => {
+                let chain = match &p.reference {
+                    Some(id) => gateway.chain_of(id).await?,
+                    None => crate::chain::Chain::scratch(),
+                };
+                (chain, p.image_config)
+            }
+            None => (crate::chain::Chain::scratch(), None),
+        };
+        Ok((chain, config, output.metadata))
+    }
+
+    /// The component bytes for a frontend choice, with the name to show.
+    fn frontend_bytes(&self, choice: &FrontendChoice) -> Result<(String, Vec<u8>), Error> {
+        match choice {
+            FrontendChoice::Builtin(name) => hoist_builtin_frontends::lookup(name)
+                .map(|b| (format!("builtin:{name}"), b.to_vec()))
+                .ok_or_else(|| Error::FrontendRef { reference: name.clone(), message: "no such built-in frontend".into() }),
+            FrontendChoice::Bytes(bytes) => Ok(("file".into(), bytes.clone())),
+            FrontendChoice::Reference(r) => Err(Error::FrontendRef {
+                reference: r.clone(),
+                message: "frontends from registries are not supported yet; use the built-in Dockerfile frontend".into(),
+            }),
+        }
+    }
+
+    /// Makes a job's secrets visible to exec ops; returns the ids to remove afterwards.
+    fn add_secrets(&self, secrets: &Secrets) -> Vec<String> {
+        let mut all = self.shared.secrets.lock().unwrap_or_else(|p| p.into_inner());
+        for (id, value) in secrets {
+            all.insert(id.clone(), value.clone());
+        }
+        secrets.keys().cloned().collect()
+    }
+
+    /// Forgets a finished job's secrets.
+    fn remove_secrets(&self, ids: &[String]) {
+        let mut all = self.shared.secrets.lock().unwrap_or_else(|p| p.into_inner());
+        for id in ids {
+            all.remove(id);
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! Building guest frontends for tests and benchmarks (not used by the host at run time).
+//!
+//! Tests and benchmarks need real components: the SDK example and the misbehaving frontends
+//! under `host/frontend/test-frontends/`. [`build_guest`] compiles a workspace package to
+//! `wasm32-wasip2` with cargo once per process and returns the `.wasm` path. Recipe for other
+//! crates' tests (e.g. the CLI's):
+//!
+//! ```no_run
+//! let wasm = hoist_frontend_host::test_support::build_guest("hello-frontend").unwrap();
+//! let bytes = std::fs::read(wasm).unwrap();
+//! ```
+//!
+//! The wasm target directory is `$HOIST_WASM_TARGET_DIR`, else `$CARGO_TARGET_DIR/wasm`, else
+//! `<workspace>/target/wasm`, so guest builds never contend with the host build's lock.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
+
+/// The workspace root (two levels above this crate).
+pub fn workspace_root() -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.ancestors().nth(2).unwrap_or(here).to_path_buf()
+}
+
+/// The target directory guests are built in.
+pub fn wasm_target_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("HOIST_WASM_TARGET_DIR") {
+        return PathBuf::from(d);
+    }
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) => PathBuf::from(d).join("wasm"),
+        None => workspace_root().join("target").join("wasm"),
+    }
+}
+
+/// Builds workspace package `package` (a `cdylib`) for `wasm32-wasip2 --release`, once per
+/// process, and returns the path of its `.wasm` component.
+pub fn build_guest(package: &str) -> Result<PathBuf, String> {
+    static BUILT: OnceLock<Mutex<HashMap<String, Result<PathBuf, String>>>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| Mutex::new(HashMap::new()));
+    let mut built = built.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(r) = built.get(package) {
+        return r.clone();
+    }
+    let r = run_cargo(package);
+    built.insert(package.to_string(), r.clone());
+    r
+}
+
+fn run_cargo(package: &str) -> Result<PathBuf, String> {
+    let target_dir = wasm_target_dir();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = Command::new(cargo)
+        .current_dir(workspace_root())
+        .args(["build", "--release", "--target", "wasm32-wasip2", "-p", package])
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .output()
+        .map_err(|e| format!("running cargo for {package}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "cargo build of {package} for wasm32-wasip2 failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let wasm = target_dir
+        .join("wasm32-wasip2")
+        .join("release")
+        .join(format!("{}.wasm", package.replace('-', "_")));
+    if wasm.is_file() {
+        Ok(wasm)
+    } else {
+        Err(format!("cargo built {package} but {} is missing", wasm.display()))
+    }
+}

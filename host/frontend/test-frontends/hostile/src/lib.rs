@@ -1,0 +1,100 @@
+//! A frontend that misbehaves on purpose; option `mode` picks how. Each mode must end in a clear
+//! error on the host while the host keeps serving other builds.
+
+use hoist_frontend_sdk::types::{Definition, Op, OpKind, OpRef, FileOp, SourceOp};
+use hoist_frontend_sdk::{
+    export_frontend, image, solve, BuildResult, Error, Frontend, Options, Ref,
+};
+
+/// The hostile frontend.
+pub struct Hostile;
+
+fn source(identifier: &str) -> Op {
+    Op {
+        kind: OpKind::Source(SourceOp {
+            identifier: identifier.into(),
+            include_patterns: vec![],
+            exclude_patterns: vec![],
+            follow_paths: vec![],
+            attrs: vec![],
+        }),
+        platform: None,
+        description: None,
+        ignore_cache: false,
+        location: None,
+    }
+}
+
+fn file_on(base: u32) -> Op {
+    Op {
+        kind: OpKind::File(FileOp { base: Some(OpRef { op: base, output: 0 }), actions: vec![] }),
+        platform: None,
+        description: None,
+        ignore_cache: false,
+        location: None,
+    }
+}
+
+fn context() -> Result<Ref, Error> {
+    solve(&image("busybox:latest").definition())
+}
+
+impl Frontend for Hostile {
+    fn build(options: Options) -> Result<BuildResult, Error> {
+        let mode = options.get("mode").unwrap_or("");
+        match mode {
+            "loop" => {
+                let mut n: u64 = 0;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            "grow" => {
+                let mut hog: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hog.push(vec![1u8; 8 << 20]);
+                    std::hint::black_box(&hog);
+                }
+            }
+            "out-of-range" => {
+                let def = Definition {
+                    ops: vec![source("docker-image://busybox:latest"), file_on(7)],
+                    output: Some(OpRef { op: 1, output: 0 }),
+                };
+                solve(&def)?;
+                Err(Error::new("solve accepted an out-of-range index"))
+            }
+            "forward-ref" => {
+                let def = Definition {
+                    ops: vec![file_on(1), source("docker-image://busybox:latest")],
+                    output: Some(OpRef { op: 0, output: 0 }),
+                };
+                solve(&def)?;
+                Err(Error::new("solve accepted a forward reference"))
+            }
+            "read" => {
+                let path = options.get("path").unwrap_or("/");
+                let data = context()?.read_file(path)?;
+                Ok(BuildResult::new().with_metadata("read", data))
+            }
+            "read-range" => {
+                let len: u64 = options.get("length").and_then(|l| l.parse().ok()).unwrap_or(0);
+                let data = context()?.read_file_range("/Dockerfile", 0, len)?;
+                Ok(BuildResult::new().with_metadata("read", data))
+            }
+            "read-dir" => {
+                let entries = context()?.read_dir("/", None)?;
+                Ok(BuildResult::new().with_metadata("entries", entries.len().to_string()))
+            }
+            "panic" => panic!("hostile frontend panicked on purpose"),
+            "print" => {
+                println!("to stdout");
+                eprintln!("to stderr");
+                Ok(BuildResult::new())
+            }
+            other => Err(Error::new(format!("unknown mode {other:?}")).at("Hostilefile", 1, 1)),
+        }
+    }
+}
+
+export_frontend!(Hostile);
