@@ -41,7 +41,8 @@ impl Ref {
 
     /// Reads `length` bytes of the file at `path` from `offset`.
     pub fn read_file_range(&self, path: &str, offset: u64, length: u64) -> Result<Vec<u8>, Error> {
-        self.get(path)?.read_file(path, Some(ReadRange { offset, length }))
+        self.get(path)?
+            .read_file(path, Some(ReadRange { offset, length }))
     }
 
     /// Lists the directory at `path`, optionally only names matching `pattern`.
@@ -66,13 +67,17 @@ fn solve_request(target: SolveTarget, evaluate: bool) -> Result<gateway::SolveRe
 /// Solves `def` lazily: the host builds it only when a file is read or the result is exported.
 pub fn solve(def: &Definition) -> Result<Ref, Error> {
     let res = solve_request(SolveTarget::Definition(def.clone()), false)?;
-    Ok(Ref { inner: res.reference })
+    Ok(Ref {
+        inner: res.reference,
+    })
 }
 
 /// Solves `def` now, so build errors surface here rather than at export.
 pub fn solve_evaluated(def: &Definition) -> Result<Ref, Error> {
     let res = solve_request(SolveTarget::Definition(def.clone()), true)?;
-    Ok(Ref { inner: res.reference })
+    Ok(Ref {
+        inner: res.reference,
+    })
 }
 
 /// Runs another frontend (`builtin:NAME` or an OCI reference); returns its result and config.
@@ -81,9 +86,18 @@ pub fn solve_frontend(
     options: Vec<(String, String)>,
     inputs: Vec<(String, Definition)>,
 ) -> Result<(Ref, Option<String>), Error> {
-    let req = FrontendRequest { source: source.to_string(), options, inputs };
+    let req = FrontendRequest {
+        source: source.to_string(),
+        options,
+        inputs,
+    };
     let res = solve_request(SolveTarget::Frontend(req), false)?;
-    Ok((Ref { inner: res.reference }, res.image_config))
+    Ok((
+        Ref {
+            inner: res.reference,
+        },
+        res.image_config,
+    ))
 }
 
 /// Resolves an image reference for a platform to its canonical name, digest and config JSON.

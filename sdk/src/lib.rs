@@ -86,15 +86,14 @@ pub use client::{
     inputs, log, resolve_image_config, solve, solve_evaluated, solve_frontend, warn, Ref,
 };
 pub use llb::{
-    bind, cache, copy, diff, image, local, location, merge, mkdir, mkfile, oci_layout, rm,
-    scratch, secret, source, ssh, symlink, tmpfs, Action, Exec, FileActions, MountSpec, Source,
-    State,
+    bind, cache, copy, diff, image, local, location, merge, mkdir, mkfile, oci_layout, rm, scratch,
+    secret, source, ssh, symlink, tmpfs, Action, Exec, FileActions, MountSpec, Source, State,
 };
 pub use options::{format_platform, parse_platform, Options};
 pub use result::{BuildResult, ImageConfig};
 pub use types::{
-    CacheSharing, Chown, Definition, Error, LogLevel, NetworkMode, OwnerId, Platform,
-    ResolveMode, SecurityMode, SourceLocation, Warning,
+    CacheSharing, Chown, Definition, Error, LogLevel, NetworkMode, OwnerId, Platform, ResolveMode,
+    SecurityMode, SourceLocation, Warning,
 };
 
 /// A build frontend: turns options into results. Export one with [`export_frontend!`].
@@ -106,7 +105,10 @@ pub trait Frontend {
 impl Error {
     /// An error with a message and no location.
     pub fn new(message: impl Into<String>) -> Error {
-        Error { message: message.into(), location: None }
+        Error {
+            message: message.into(),
+            location: None,
+        }
     }
 
     /// The error located at `file` lines `start..=end`.
@@ -133,7 +135,13 @@ impl std::fmt::Display for SourceLocation {
 impl Warning {
     /// A warning with a message only.
     pub fn new(message: impl Into<String>) -> Warning {
-        Warning { rule: None, message: message.into(), detail: Vec::new(), url: None, location: None }
+        Warning {
+            rule: None,
+            message: message.into(),
+            detail: Vec::new(),
+            url: None,
+            location: None,
+        }
     }
 }
 
@@ -155,6 +163,8 @@ pub mod __private {
 #[macro_export]
 macro_rules! export_frontend {
     ($frontend:ty) => {
+        #[allow(unsafe_code, reason = "wit-bindgen's export glue is unsafe extern fns")]
+        const _: () = {
         #[doc(hidden)]
         struct __HoistFrontendExport;
 
@@ -172,6 +182,7 @@ macro_rules! export_frontend {
         $crate::bindings::__export_frontend_world!(
             __HoistFrontendExport with_types_in $crate::bindings
         );
+        };
     };
 }
 

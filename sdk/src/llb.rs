@@ -27,6 +27,18 @@ struct Vertex {
     inputs: Vec<Output>,
 }
 
+impl Drop for Vertex {
+    /// Drops long chains iteratively: a recursive drop of a 10 000-op chain overflows the stack.
+    fn drop(&mut self) {
+        let mut stack: Vec<Rc<Vertex>> = self.inputs.drain(..).map(|o| o.vertex).collect();
+        while let Some(v) = stack.pop() {
+            if let Ok(mut only) = Rc::try_unwrap(v) {
+                stack.extend(only.inputs.drain(..).map(|o| o.vertex));
+            }
+        }
+    }
+}
+
 /// One output of a vertex.
 #[derive(Debug, Clone)]
 struct Output {
@@ -82,7 +94,13 @@ fn map_refs(op: &mut Op, mut f: impl FnMut(OpRef) -> OpRef) {
 }
 
 fn new_op(kind: OpKind, platform: Option<Platform>) -> Op {
-    Op { kind, platform, description: None, ignore_cache: false, location: None }
+    Op {
+        kind,
+        platform,
+        description: None,
+        ignore_cache: false,
+        location: None,
+    }
 }
 
 /// Joins `path` onto `cwd` unless it is absolute.
@@ -109,7 +127,13 @@ pub struct State {
 
 /// The empty filesystem (`FROM scratch`).
 pub fn scratch() -> State {
-    State { out: None, env: Vec::new(), cwd: "/".into(), user: String::new(), platform: None }
+    State {
+        out: None,
+        env: Vec::new(),
+        cwd: "/".into(),
+        user: String::new(),
+        platform: None,
+    }
 }
 
 /// A source op with the given BuildKit identifier (`docker-image://…`, `local://…`, `git://…`).
@@ -140,7 +164,10 @@ pub fn oci_layout(path_at_digest: impl Into<String>) -> Source {
 
 impl State {
     fn from_vertex(parent: &State, vertex: Rc<Vertex>, index: u32) -> State {
-        State { out: Some(Output { vertex, index }), ..parent.clone() }
+        State {
+            out: Some(Output { vertex, index }),
+            ..parent.clone()
+        }
     }
 
     /// Whether this is the empty filesystem.
@@ -157,7 +184,10 @@ impl State {
 
     /// The value of `key` in this state's environment.
     pub fn get_env(&self, key: &str) -> Option<&str> {
-        self.env.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.env
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The environment as `(key, value)` pairs, in the order they were first set.
@@ -167,7 +197,10 @@ impl State {
 
     /// The state with its working directory changed (relative paths join the current one).
     pub fn dir(&self, path: impl AsRef<str>) -> State {
-        State { cwd: resolve_path(&self.cwd, path.as_ref()), ..self.clone() }
+        State {
+            cwd: resolve_path(&self.cwd, path.as_ref()),
+            ..self.clone()
+        }
     }
 
     /// The working directory of later `run`s and relative file paths.
@@ -177,7 +210,10 @@ impl State {
 
     /// The state with the user of later `run`s changed.
     pub fn user(&self, user: impl Into<String>) -> State {
-        State { user: user.into(), ..self.clone() }
+        State {
+            user: user.into(),
+            ..self.clone()
+        }
     }
 
     /// The user of later `run`s; empty for root.
@@ -187,7 +223,10 @@ impl State {
 
     /// The state with the platform of later ops changed.
     pub fn platform(&self, platform: Platform) -> State {
-        State { platform: Some(platform), ..self.clone() }
+        State {
+            platform: Some(platform),
+            ..self.clone()
+        }
     }
 
     /// The platform of later ops; `None` means the host's.
@@ -211,7 +250,10 @@ impl State {
             network: NetworkMode::None,
             security: SecurityMode::Sandbox,
             mounts: Vec::new(),
-            meta: Meta { platform: self.platform.clone(), ..Meta::default() },
+            meta: Meta {
+                platform: self.platform.clone(),
+                ..Meta::default()
+            },
             built: OnceCell::new(),
         }
     }
@@ -226,8 +268,14 @@ impl State {
             .into_iter()
             .map(|a| a.resolve(&self.cwd, &mut inputs))
             .collect();
-        let op = new_op(OpKind::File(FileOp { base, actions }), self.platform.clone());
-        let vertex = Rc::new(Vertex { op, inputs: inputs.0 });
+        let op = new_op(
+            OpKind::File(FileOp { base, actions }),
+            self.platform.clone(),
+        );
+        let vertex = Rc::new(Vertex {
+            op,
+            inputs: inputs.0,
+        });
         State::from_vertex(self, vertex, 0)
     }
 
@@ -251,17 +299,25 @@ impl State {
     }
 
     fn with_op(&self, f: impl FnOnce(&mut Op)) -> State {
-        let Some(out) = &self.out else { return self.clone() };
+        let Some(out) = &self.out else {
+            return self.clone();
+        };
         let mut op = out.vertex.op.clone();
         f(&mut op);
-        let vertex = Rc::new(Vertex { op, inputs: out.vertex.inputs.clone() });
+        let vertex = Rc::new(Vertex {
+            op,
+            inputs: out.vertex.inputs.clone(),
+        });
         State::from_vertex(self, vertex, out.index)
     }
 
     /// The build graph that produces this state, ready to [`solve`](crate::solve).
     pub fn definition(&self) -> Definition {
         let mut b = DefinitionBuilder::default();
-        let output = self.out.as_ref().map(|o| OpRef { op: b.intern(&o.vertex), output: o.index });
+        let output = self.out.as_ref().map(|o| OpRef {
+            op: b.intern(&o.vertex),
+            output: o.index,
+        });
         Definition { ops: b.ops, output }
     }
 }
@@ -278,7 +334,10 @@ fn set_env(env: &mut Vec<(String, String)>, key: String, value: String) {
 pub fn location(file: impl Into<String>, ranges: &[(u32, u32)]) -> SourceLocation {
     SourceLocation {
         file: file.into(),
-        ranges: ranges.iter().map(|&(start, end)| LineRange { start, end }).collect(),
+        ranges: ranges
+            .iter()
+            .map(|&(start, end)| LineRange { start, end })
+            .collect(),
     }
 }
 
@@ -313,8 +372,14 @@ impl DefinitionBuilder {
             map_refs(&mut op, |r| {
                 let input = &v.inputs[r.op as usize];
                 // Every input was interned before this vertex was expanded a second time.
-                let op = by_vertex.get(&Rc::as_ptr(&input.vertex)).copied().unwrap_or(u32::MAX);
-                OpRef { op, output: input.index }
+                let op = by_vertex
+                    .get(&Rc::as_ptr(&input.vertex))
+                    .copied()
+                    .unwrap_or(u32::MAX);
+                OpRef {
+                    op,
+                    output: input.index,
+                }
             });
             let index = match self.by_op.get(&op) {
                 Some(&i) => i,
@@ -327,7 +392,10 @@ impl DefinitionBuilder {
             };
             self.by_vertex.insert(key, index);
         }
-        self.by_vertex.get(&Rc::as_ptr(root)).copied().unwrap_or(u32::MAX)
+        self.by_vertex
+            .get(&Rc::as_ptr(root))
+            .copied()
+            .unwrap_or(u32::MAX)
     }
 }
 
@@ -358,7 +426,11 @@ pub struct Source {
 
 impl Source {
     fn new(op: SourceOp) -> Source {
-        let mut s = Source { op, meta: Meta::default(), state: scratch() };
+        let mut s = Source {
+            op,
+            meta: Meta::default(),
+            state: scratch(),
+        };
         s.rebuild();
         s
     }
@@ -366,7 +438,10 @@ impl Source {
     fn rebuild(&mut self) {
         let mut op = new_op(OpKind::Source(self.op.clone()), None);
         self.meta.apply(&mut op);
-        let vertex = Rc::new(Vertex { op, inputs: Vec::new() });
+        let vertex = Rc::new(Vertex {
+            op,
+            inputs: Vec::new(),
+        });
         let mut state = scratch();
         state.platform.clone_from(&self.meta.platform);
         self.state = State::from_vertex(&state, vertex, 0);
@@ -380,12 +455,18 @@ impl Source {
 
     /// Only these paths (gitignore-style patterns) of a local source.
     pub fn include<I: IntoIterator<Item = S>, S: Into<String>>(self, patterns: I) -> Source {
-        self.with(|s| s.op.include_patterns.extend(patterns.into_iter().map(Into::into)))
+        self.with(|s| {
+            s.op.include_patterns
+                .extend(patterns.into_iter().map(Into::into))
+        })
     }
 
     /// Leave these paths out of a local source (`.dockerignore` semantics).
     pub fn exclude<I: IntoIterator<Item = S>, S: Into<String>>(self, patterns: I) -> Source {
-        self.with(|s| s.op.exclude_patterns.extend(patterns.into_iter().map(Into::into)))
+        self.with(|s| {
+            s.op.exclude_patterns
+                .extend(patterns.into_iter().map(Into::into))
+        })
     }
 
     /// Follow symlinks under these paths of a local source.
@@ -465,7 +546,10 @@ pub fn bind(dest: impl Into<String>, state: &State) -> MountSpec {
 pub fn cache(dest: impl Into<String>) -> MountSpec {
     let dest = dest.into();
     MountSpec {
-        kind: MountKind::Cache(CacheMount { id: dest.clone(), sharing: CacheSharing::Shared }),
+        kind: MountKind::Cache(CacheMount {
+            id: dest.clone(),
+            sharing: CacheSharing::Shared,
+        }),
         dest,
         input: None,
         selector: String::new(),
@@ -715,14 +799,20 @@ impl Exec {
                 };
                 let mut op = new_op(OpKind::Exec(exec), None);
                 self.meta.apply(&mut op);
-                Rc::new(Vertex { op, inputs: inputs.0 })
+                Rc::new(Vertex {
+                    op,
+                    inputs: inputs.0,
+                })
             })
             .clone()
     }
 
     /// The root filesystem after the process ran.
     pub fn root(&self) -> State {
-        let state = State { platform: self.meta.platform.clone(), ..self.base.clone() };
+        let state = State {
+            platform: self.meta.platform.clone(),
+            ..self.base.clone()
+        };
         State::from_vertex(&state, self.vertex(), 0)
     }
 
@@ -741,9 +831,20 @@ pub fn merge(states: &[&State]) -> State {
         [one] => (*one).clone(),
         all => {
             let mut inputs = Inputs::default();
-            let refs = all.iter().filter_map(|s| s.out.as_ref()).map(|o| inputs.add_output(o));
-            let op = new_op(OpKind::Merge(MergeOp { inputs: refs.collect() }), None);
-            let vertex = Rc::new(Vertex { op, inputs: inputs.0 });
+            let refs = all
+                .iter()
+                .filter_map(|s| s.out.as_ref())
+                .map(|o| inputs.add_output(o));
+            let op = new_op(
+                OpKind::Merge(MergeOp {
+                    inputs: refs.collect(),
+                }),
+                None,
+            );
+            let vertex = Rc::new(Vertex {
+                op,
+                inputs: inputs.0,
+            });
             State::from_vertex(all[0], vertex, 0)
         }
     }
@@ -751,12 +852,23 @@ pub fn merge(states: &[&State]) -> State {
 
 /// The changes that turn `lower` into `upper` (scratch when `upper` is scratch).
 pub fn diff(lower: &State, upper: &State) -> State {
-    let Some(up) = &upper.out else { return scratch() };
+    let Some(up) = &upper.out else {
+        return scratch();
+    };
     let mut inputs = Inputs::default();
     let lower_ref = lower.out.as_ref().map(|o| inputs.add_output(o));
     let upper_ref = inputs.add_output(up);
-    let op = new_op(OpKind::Diff(DiffOp { lower: lower_ref, upper: upper_ref }), None);
-    let vertex = Rc::new(Vertex { op, inputs: inputs.0 });
+    let op = new_op(
+        OpKind::Diff(DiffOp {
+            lower: lower_ref,
+            upper: upper_ref,
+        }),
+        None,
+    );
+    let vertex = Rc::new(Vertex {
+        op,
+        inputs: inputs.0,
+    });
     State::from_vertex(upper, vertex, 0)
 }
 
@@ -778,10 +890,19 @@ impl Action {
                     // Copy from scratch: an empty file op stands in for the empty filesystem.
                     None => {
                         let empty = Rc::new(Vertex {
-                            op: new_op(OpKind::File(FileOp { base: None, actions: vec![] }), None),
+                            op: new_op(
+                                OpKind::File(FileOp {
+                                    base: None,
+                                    actions: vec![],
+                                }),
+                                None,
+                            ),
                             inputs: vec![],
                         });
-                        c.src = inputs.add_output(&Output { vertex: empty, index: 0 });
+                        c.src = inputs.add_output(&Output {
+                            vertex: empty,
+                            index: 0,
+                        });
                     }
                 }
             }
@@ -888,12 +1009,18 @@ impl Action {
 
     /// copy: only these paths.
     pub fn include<I: IntoIterator<Item = S>, S: Into<String>>(self, patterns: I) -> Action {
-        self.copy_opt(|c| c.include_patterns.extend(patterns.into_iter().map(Into::into)))
+        self.copy_opt(|c| {
+            c.include_patterns
+                .extend(patterns.into_iter().map(Into::into))
+        })
     }
 
     /// copy: leave these paths out.
     pub fn exclude<I: IntoIterator<Item = S>, S: Into<String>>(self, patterns: I) -> Action {
-        self.copy_opt(|c| c.exclude_patterns.extend(patterns.into_iter().map(Into::into)))
+        self.copy_opt(|c| {
+            c.exclude_patterns
+                .extend(patterns.into_iter().map(Into::into))
+        })
     }
 }
 

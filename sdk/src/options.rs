@@ -24,7 +24,11 @@ impl Options {
 
     /// The value of `key` (the last one when given twice).
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.raw.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.raw
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     fn prefixed(&self, prefix: &str) -> BTreeMap<String, String> {
@@ -61,12 +65,15 @@ impl Options {
 
     /// The build file name (`filename`), `Dockerfile` by default.
     pub fn filename(&self) -> &str {
-        self.get("filename").filter(|f| !f.is_empty()).unwrap_or("Dockerfile")
+        self.get("filename")
+            .filter(|f| !f.is_empty())
+            .unwrap_or("Dockerfile")
     }
 
     /// Whether caching is disabled for every op (`no-cache` given with an empty value).
     pub fn no_cache(&self) -> bool {
-        self.get("no-cache").is_some_and(|v| v.is_empty() || v == "true")
+        self.get("no-cache")
+            .is_some_and(|v| v.is_empty() || v == "true")
     }
 
     /// A subrequest such as `frontend.outline` (`requestid`).

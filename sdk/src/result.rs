@@ -84,7 +84,10 @@ impl ImageConfig {
             doc.insert("variant".into(), json!(v));
         }
         doc.insert("rootfs".into(), json!({"type": "layers", "diff_ids": []}));
-        ImageConfig { doc, config: Map::new() }
+        ImageConfig {
+            doc,
+            config: Map::new(),
+        }
     }
 
     /// Parses a base image's config JSON (as `resolve_image_config` returns it).
@@ -111,7 +114,11 @@ impl ImageConfig {
         self.config
             .get("Env")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -165,7 +172,10 @@ impl ImageConfig {
 
     /// Declares an exposed port, e.g. `8080/tcp`.
     pub fn add_exposed_port(&mut self, port: &str) -> &mut Self {
-        let ports = self.config().entry("ExposedPorts").or_insert_with(|| json!({}));
+        let ports = self
+            .config()
+            .entry("ExposedPorts")
+            .or_insert_with(|| json!({}));
         if !ports.is_object() {
             *ports = json!({});
         }
@@ -177,9 +187,23 @@ impl ImageConfig {
 
     /// The platform the config is for, `os/arch[/variant]`.
     pub fn platform(&self) -> String {
-        let s = |k: &str| self.doc.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-        let variant = self.doc.get("variant").and_then(Value::as_str).map(str::to_string);
-        format_platform(&Platform { os: s("os"), architecture: s("architecture"), variant })
+        let s = |k: &str| {
+            self.doc
+                .get(k)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
+        let variant = self
+            .doc
+            .get("variant")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        format_platform(&Platform {
+            os: s("os"),
+            architecture: s("architecture"),
+            variant,
+        })
     }
 
     /// The config as OCI image config JSON.

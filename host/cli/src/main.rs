@@ -7,7 +7,9 @@
 use std::io::Write as _;
 use std::process::ExitCode;
 
+mod build_cmd;
 mod flags;
+mod progress;
 
 fn main() -> ExitCode {
     let cli = match flags::parse(std::env::args_os()) {
@@ -54,8 +56,8 @@ fn run(cli: flags::Cli) -> anyhow::Result<ExitCode> {
         flags::Command::Build(build) => {
             let mut env = flags::Environment::from_process()?;
             let args = build.resolve(&cli.global, &mut env)?;
-            // The lead wires the engine in here; until then, show the resolved request.
-            writeln!(stdout, "{args:#?}")?;
+            drop(stdout);
+            return build_cmd::run(args);
         }
     }
     stdout.flush()?;

@@ -82,6 +82,23 @@ impl Error {
         Error::Io { path: path.to_path_buf(), source }
     }
 
+    /// The build-file location the failure concerns, if known.
+    pub fn location(&self) -> Option<&hoist_llb::SourceLocation> {
+        match self {
+            Error::Solver(e) => e.location(),
+            Error::Frontend(e) => e.location(),
+            _ => None,
+        }
+    }
+
+    /// The digest of the step that failed, if a step failed.
+    pub fn failed_vertex(&self) -> Option<hoist_llb::Digest> {
+        match self {
+            Error::Solver(e) => e.vertex_digest(),
+            _ => None,
+        }
+    }
+
     /// Whether the build was cancelled rather than failed.
     pub fn is_cancelled(&self) -> bool {
         matches!(self, Error::Solver(e) if e.is_cancelled())

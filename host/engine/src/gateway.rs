@@ -10,6 +10,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use hoist_frontend_host::{FileStat, FrontendEvent, FrontendSolved, GatewayError, ResolveMode, ResolvedImageConfig};
 use hoist_llb::{Definition, OpKind, Source, SourceOp};
 use hoist_solver::SolveOptions;
 
@@ -193,6 +194,20 @@ impl JobGateway {
             Some(p) => hoist_source::Platform::new(&p.os, &p.architecture, p.variant.as_deref()),
             None => hoist_source::Platform::host(),
         };
+        if let Some(layout) = reference.strip_prefix("oci-layout://") {
+            let (path, tag) = hoist_source::layout::parse_layout_ref(layout);
+            self.check_layout_allowed(&path)?;
+            let shared = self.engine.shared.clone();
+            let image = tokio::task::spawn_blocking(move || {
+                hoist_source::resolve_layout(&path, tag.as_deref(), &platform, &shared.content).map(|i| (path, i))
+            })
+            .await
+            .map_err(|e| Error::Internal(format!("blocking task failed: {e}")))?;
+            let (path, image) = image?;
+            let config = String::from_utf8_lossy(&image.config).into_owned();
+            let pinned = format!("oci-layout://{}@{}", path.display(), image.manifest_digest);
+            return Ok((pinned, image.manifest_digest.to_string(), config));
+        }
         let image = self.engine.shared.images.resolve(reference, &platform).await?;
         let config = String::from_utf8_lossy(&image.config).into_owned();
         Ok((image.canonical_ref, image.manifest_digest.to_string(), config))
@@ -234,13 +249,33 @@ impl JobGateway {
     fn bind_locals(&self, mut definition: Definition) -> Result<Definition, Error> {
         for op in &mut definition.ops {
             let OpKind::Source(source) = &mut op.kind else { continue };
-            if let Ok(Source::Local { name }) = source.parse() {
-                let dir = self.local_dir(&name)?;
-                source.attrs.retain(|(k, _)| k != LOCAL_DIR_ATTR);
-                source.attrs.push((LOCAL_DIR_ATTR.into(), dir.to_string_lossy().into_owned()));
+            match source.parse() {
+                Ok(Source::Local { name }) => {
+                    let dir = self.local_dir(&name)?;
+                    source.attrs.retain(|(k, _)| k != LOCAL_DIR_ATTR);
+                    source.attrs.push((LOCAL_DIR_ATTR.into(), dir.to_string_lossy().into_owned()));
+                }
+                Ok(Source::OciLayout { path, .. }) => self.check_layout_allowed(Path::new(&path))?,
+                _ => {}
             }
         }
         Ok(definition)
+    }
+
+    /// A frontend may only read OCI layouts the user named as build contexts.
+    fn check_layout_allowed(&self, path: &Path) -> Result<(), Error> {
+        let allowed = self.contexts.iter().any(|(_, s)| match s {
+            ContextSource::OciLayout(value) => hoist_source::layout::parse_layout_ref(value).0 == path,
+            _ => false,
+        });
+        if allowed {
+            Ok(())
+        } else {
+            Err(Error::InvalidRequest(format!(
+                "OCI layout {} was not given as a build context (use --build-context NAME=oci-layout://PATH)",
+                path.display()
+            )))
+        }
     }
 
     /// The directory of a local context.
@@ -295,4 +330,89 @@ fn stat_of(full: &Path, path: String) -> Result<Stat, Error> {
         gid: meta.gid(),
         link_target,
     })
+}
+
+/// Converts an engine error into the message a frontend sees.
+fn to_gateway(e: Error) -> GatewayError {
+    let not_found = matches!(&e, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+        || matches!(&e, Error::Path(p) if p.is_not_found());
+    let mut err = GatewayError::new(e.to_string());
+    err.not_found = not_found;
+    err
+}
+
+/// Converts the gateway's file description.
+fn to_file_stat(s: Stat) -> FileStat {
+    FileStat {
+        path: s.path,
+        mode: s.mode,
+        size: s.size,
+        mtime_ns: s.mtime_ns,
+        uid: s.uid,
+        gid: s.gid,
+        link_target: s.link_target,
+    }
+}
+
+#[async_trait::async_trait]
+impl hoist_frontend_host::Solver for JobGateway {
+    async fn solve(&self, def: Definition, evaluate: bool) -> Result<Option<String>, GatewayError> {
+        JobGateway::solve(self, def, evaluate).await.map_err(to_gateway)
+    }
+
+    async fn solve_frontend(
+        &self,
+        source: String,
+        _options: Vec<(String, String)>,
+        _inputs: Vec<(String, Definition)>,
+    ) -> Result<FrontendSolved, GatewayError> {
+        Err(GatewayError::new(format!("running another frontend ({source}) from a frontend is not supported yet")))
+    }
+
+    async fn resolve_image_config(
+        &self,
+        reference: String,
+        platform: Option<hoist_llb::Platform>,
+        _mode: ResolveMode,
+    ) -> Result<ResolvedImageConfig, GatewayError> {
+        let (canonical_ref, digest, config) =
+            JobGateway::resolve_image_config(self, &reference, platform.as_ref()).await.map_err(to_gateway)?;
+        Ok(ResolvedImageConfig { canonical_ref, digest, config })
+    }
+}
+
+#[async_trait::async_trait]
+impl hoist_frontend_host::RefReader for JobGateway {
+    async fn read_file(&self, reference: &String, path: &str, offset: u64, length: u64) -> Result<Vec<u8>, GatewayError> {
+        JobGateway::read_file(self, reference, path, Some((offset, length.min(MAX_READ_BYTES)))).await.map_err(to_gateway)
+    }
+
+    async fn read_dir(
+        &self,
+        reference: &String,
+        path: &str,
+        pattern: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<FileStat>, GatewayError> {
+        let mut entries = JobGateway::read_dir(self, reference, path, pattern.map(str::to_string)).await.map_err(to_gateway)?;
+        entries.truncate(limit);
+        Ok(entries.into_iter().map(to_file_stat).collect())
+    }
+
+    async fn stat(&self, reference: &String, path: &str) -> Result<FileStat, GatewayError> {
+        JobGateway::stat(self, reference, path).await.map(to_file_stat).map_err(to_gateway)
+    }
+}
+
+impl hoist_frontend_host::Gateway for JobGateway {
+    fn inputs(&self) -> Vec<(String, Definition)> {
+        JobGateway::inputs(self)
+    }
+
+    fn report(&self, event: FrontendEvent) {
+        match event {
+            FrontendEvent::Warn(w) => self.warn(w.rule, w.message, w.location),
+            FrontendEvent::Log(_, message) => self.log(message),
+        }
+    }
 }

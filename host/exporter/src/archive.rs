@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::image::{Descriptor, ImageIndex, ImageIndexBuilder, MediaType, PlatformBuilder};
 
-use crate::{descriptor, write_manifest, ContentStore, Digest, Error, Image, Manifested, Result};
 use crate::OCI_MANIFEST;
+use crate::{descriptor, write_manifest, ContentStore, Digest, Error, Image, Manifested, Result};
 
 /// Annotation holding the tag of a manifest in `index.json`.
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -38,31 +38,46 @@ fn parse_names(names: &[String]) -> Result<Vec<Name>> {
             let tag = r.tag().map(str::to_string);
             let familiar = tag.as_ref().map(|t| {
                 let repo = match r.registry() {
-                    "docker.io" => {
-                        r.repository().strip_prefix("library/").unwrap_or(r.repository()).to_string()
-                    }
+                    "docker.io" => r
+                        .repository()
+                        .strip_prefix("library/")
+                        .unwrap_or(r.repository())
+                        .to_string(),
                     reg => format!("{reg}/{}", r.repository()),
                 };
                 format!("{repo}:{t}")
             });
-            Ok(Name { full: r.whole(), tag, familiar })
+            Ok(Name {
+                full: r.whole(),
+                tag,
+                familiar,
+            })
         })
         .collect()
 }
 
 /// The manifest descriptors for `index.json`: one per name (or one bare), with platform.
 fn index_entries(m: &Manifested, names: &[Name]) -> Result<Vec<Descriptor>> {
-    let config: serde_json::Value = serde_json::from_slice(&m.config)
-        .map_err(|e| Error::InvalidConfig { reason: e.to_string() })?;
-    let field = |k: &str| config.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+    let config: serde_json::Value =
+        serde_json::from_slice(&m.config).map_err(|e| Error::InvalidConfig {
+            reason: e.to_string(),
+        })?;
+    let field = |k: &str| {
+        config
+            .get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
     let mut platform = PlatformBuilder::default()
         .architecture(field("architecture").as_str())
         .os(field("os").as_str());
     if let Some(v) = config.get("variant").and_then(|v| v.as_str()) {
         platform = platform.variant(v.to_string());
     }
-    let platform =
-        platform.build().map_err(|e| Error::InvalidConfig { reason: e.to_string() })?;
+    let platform = platform.build().map_err(|e| Error::InvalidConfig {
+        reason: e.to_string(),
+    })?;
     let mut base = descriptor(OCI_MANIFEST, &m.manifest_digest, m.manifest.len() as u64)?;
     base.set_platform(Some(platform));
     if names.is_empty() {
@@ -74,7 +89,10 @@ fn index_entries(m: &Manifested, names: &[Name]) -> Result<Vec<Descriptor>> {
             let mut d = base.clone();
             let mut ann = HashMap::new();
             ann.insert(CONTAINERD_NAME.to_string(), n.full.clone());
-            ann.insert(REF_NAME.to_string(), n.tag.clone().unwrap_or_else(|| n.full.clone()));
+            ann.insert(
+                REF_NAME.to_string(),
+                n.tag.clone().unwrap_or_else(|| n.full.clone()),
+            );
             d.set_annotations(Some(ann));
             d
         })
@@ -88,8 +106,12 @@ fn index_json(entries: Vec<Descriptor>) -> Result<Vec<u8>> {
         .media_type(MediaType::ImageIndex)
         .manifests(entries)
         .build()
-        .map_err(|e| Error::InvalidConfig { reason: format!("index: {e}") })?;
-    serde_json::to_vec(&index).map_err(|e| Error::InvalidConfig { reason: format!("index: {e}") })
+        .map_err(|e| Error::InvalidConfig {
+            reason: format!("index: {e}"),
+        })?;
+    serde_json::to_vec(&index).map_err(|e| Error::InvalidConfig {
+        reason: format!("index: {e}"),
+    })
 }
 
 /// Every blob of the image (layers, config, manifest), each once.
@@ -137,17 +159,24 @@ impl<W: Write> Tar<W> {
     }
 
     fn io(path: &str) -> impl FnOnce(std::io::Error) -> Error + '_ {
-        move |source| Error::Io { path: PathBuf::from(path), source }
+        move |source| Error::Io {
+            path: PathBuf::from(path),
+            source,
+        }
     }
 
     fn dir(&mut self, path: &str) -> Result<()> {
         let mut h = Self::header(tar::EntryType::Directory, 0, 0o755);
-        self.inner.append_data(&mut h, path, std::io::empty()).map_err(Self::io(path))
+        self.inner
+            .append_data(&mut h, path, std::io::empty())
+            .map_err(Self::io(path))
     }
 
     fn bytes(&mut self, path: &str, data: &[u8]) -> Result<()> {
         let mut h = Self::header(tar::EntryType::Regular, data.len() as u64, 0o644);
-        self.inner.append_data(&mut h, path, data).map_err(Self::io(path))
+        self.inner
+            .append_data(&mut h, path, data)
+            .map_err(Self::io(path))
     }
 
     fn blob(&mut self, content: &ContentStore, d: &Digest) -> Result<()> {
@@ -155,7 +184,9 @@ impl<W: Write> Tar<W> {
         let file = content.open_blob(d).map_err(Error::store(d))?;
         let size = content.size(d).map_err(Error::store(d))?;
         let mut h = Self::header(tar::EntryType::Regular, size, 0o644);
-        self.inner.append_data(&mut h, &path, file).map_err(Self::io(&path))
+        self.inner
+            .append_data(&mut h, &path, file)
+            .map_err(Self::io(&path))
     }
 
     fn finish(mut self) -> Result<W> {
@@ -195,7 +226,9 @@ pub fn write_oci_archive(
     let m = write_manifest(content, img)?;
     let mut tar = Tar::new(w);
     write_layout(&mut tar, content, img, &m, &names)?;
-    tar.finish()?.flush().map_err(Tar::<std::io::Sink>::io("archive"))?;
+    tar.finish()?
+        .flush()
+        .map_err(Tar::<std::io::Sink>::io("archive"))?;
     Ok(m)
 }
 
@@ -236,20 +269,33 @@ pub fn write_oci_dir(
                 path: index_path.clone(),
                 source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
             })?;
-            let tag_of = |d: &Descriptor| d.annotations().as_ref().and_then(|a| a.get(REF_NAME)).cloned();
+            let tag_of = |d: &Descriptor| {
+                d.annotations()
+                    .as_ref()
+                    .and_then(|a| a.get(REF_NAME))
+                    .cloned()
+            };
             let our_tags: Vec<Option<String>> = ours.iter().map(tag_of).collect();
             old.manifests()
                 .iter()
                 .filter(|d| {
                     let tag = tag_of(d);
-                    let same_untagged = tag.is_none() && d.digest() == ours[0].digest();
-                    !same_untagged && !(tag.is_some() && our_tags.contains(&tag))
+                    let replaced = match &tag {
+                        Some(_) => our_tags.contains(&tag),
+                        None => ours.iter().any(|o| o.digest() == d.digest()),
+                    };
+                    !replaced
                 })
                 .cloned()
                 .collect()
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(Error::Io { path: index_path, source: e }),
+        Err(e) => {
+            return Err(Error::Io {
+                path: index_path,
+                source: e,
+            })
+        }
     };
     entries.extend(ours);
     let layout_path = dir.join("oci-layout");
@@ -278,12 +324,15 @@ pub fn write_docker_archive(
         "RepoTags": repo_tags,
         "Layers": img.layers.iter().map(|l| blob_path(&l.digest)).collect::<Vec<_>>(),
     }]);
-    let manifest_json = serde_json::to_vec(&manifest_json)
-        .map_err(|e| Error::InvalidConfig { reason: e.to_string() })?;
+    let manifest_json = serde_json::to_vec(&manifest_json).map_err(|e| Error::InvalidConfig {
+        reason: e.to_string(),
+    })?;
     let mut tar = Tar::new(w);
     write_layout(&mut tar, content, img, &m, &names)?;
     tar.bytes("manifest.json", &manifest_json)?;
-    tar.finish()?.flush().map_err(Tar::<std::io::Sink>::io("archive"))?;
+    tar.finish()?
+        .flush()
+        .map_err(Tar::<std::io::Sink>::io("archive"))?;
     Ok(m)
 }
 

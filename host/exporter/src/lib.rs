@@ -146,7 +146,7 @@ pub enum Error {
         reference: String,
         /// The registry error.
         #[source]
-        source: hoist_source::Error,
+        source: Box<hoist_source::Error>,
     },
 }
 
@@ -185,7 +185,10 @@ impl Error {
     pub(crate) fn store(digest: &Digest) -> impl FnOnce(hoist_store::Error) -> Error + '_ {
         move |source| match source {
             hoist_store::Error::BlobNotFound { digest } => Error::MissingBlob { digest },
-            source => Error::Store { digest: digest.clone(), source },
+            source => Error::Store {
+                digest: digest.clone(),
+                source,
+            },
         }
     }
 }
@@ -196,16 +199,25 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// The config JSON with `rootfs` from `img.layers` and `created` filled in.
 fn finish_config(img: &Image) -> Result<serde_json::Value> {
     let mut config = img.config.clone();
-    let obj = config
-        .as_object_mut()
-        .ok_or_else(|| Error::InvalidConfig { reason: "not a JSON object".into() })?;
+    let obj = config.as_object_mut().ok_or_else(|| Error::InvalidConfig {
+        reason: "not a JSON object".into(),
+    })?;
     for key in ["architecture", "os"] {
-        if !obj.get(key).is_some_and(|v| v.as_str().is_some_and(|s| !s.is_empty())) {
-            return Err(Error::InvalidConfig { reason: format!("missing \"{key}\"") });
+        let present = obj
+            .get(key)
+            .and_then(|v| v.as_str())
+            .is_some_and(|s| !s.is_empty());
+        if !present {
+            return Err(Error::InvalidConfig {
+                reason: format!("missing \"{key}\""),
+            });
         }
     }
     let diff_ids: Vec<String> = img.layers.iter().map(|l| l.diff_id.to_string()).collect();
-    obj.insert("rootfs".into(), serde_json::json!({"type": "layers", "diff_ids": diff_ids}));
+    obj.insert(
+        "rootfs".into(),
+        serde_json::json!({"type": "layers", "diff_ids": diff_ids}),
+    );
     if !obj.get("created").is_some_and(|c| c.is_string()) {
         obj.insert("created".into(), serde_json::Value::String(created_now()));
     }
@@ -236,9 +248,13 @@ fn descriptor(media_type: &str, digest: &Digest, size: u64) -> Result<Descriptor
 pub fn write_manifest(content: &ContentStore, img: &Image) -> Result<Manifested> {
     for layer in &img.layers {
         if !content.has(&layer.digest) {
-            return Err(Error::MissingBlob { digest: layer.digest.clone() });
+            return Err(Error::MissingBlob {
+                digest: layer.digest.clone(),
+            });
         }
-        let actual = content.size(&layer.digest).map_err(Error::store(&layer.digest))?;
+        let actual = content
+            .size(&layer.digest)
+            .map_err(Error::store(&layer.digest))?;
         if actual != layer.size {
             return Err(Error::LayerSize {
                 digest: layer.digest.clone(),
@@ -248,8 +264,9 @@ pub fn write_manifest(content: &ContentStore, img: &Image) -> Result<Manifested>
         }
     }
     let config = finish_config(img)?;
-    let config = serde_json::to_vec(&config)
-        .map_err(|e| Error::InvalidConfig { reason: e.to_string() })?;
+    let config = serde_json::to_vec(&config).map_err(|e| Error::InvalidConfig {
+        reason: e.to_string(),
+    })?;
     let config_digest = content.write_blob(&config).map_err(|source| Error::Store {
         digest: Digest::of(&config),
         source,
@@ -265,14 +282,24 @@ pub fn write_manifest(content: &ContentStore, img: &Image) -> Result<Manifested>
         .config(descriptor(OCI_CONFIG, &config_digest, config.len() as u64)?)
         .layers(layers)
         .build()
-        .map_err(|e| Error::InvalidConfig { reason: format!("manifest: {e}") })?;
-    let manifest = serde_json::to_vec(&manifest)
-        .map_err(|e| Error::InvalidConfig { reason: format!("manifest: {e}") })?;
-    let manifest_digest = content.write_blob(&manifest).map_err(|source| Error::Store {
-        digest: Digest::of(&manifest),
-        source,
+        .map_err(|e| Error::InvalidConfig {
+            reason: format!("manifest: {e}"),
+        })?;
+    let manifest = serde_json::to_vec(&manifest).map_err(|e| Error::InvalidConfig {
+        reason: format!("manifest: {e}"),
     })?;
-    Ok(Manifested { manifest_digest, config_digest, manifest, config })
+    let manifest_digest = content
+        .write_blob(&manifest)
+        .map_err(|source| Error::Store {
+            digest: Digest::of(&manifest),
+            source,
+        })?;
+    Ok(Manifested {
+        manifest_digest,
+        config_digest,
+        manifest,
+        config,
+    })
 }
 
 #[cfg(test)]
@@ -294,8 +321,14 @@ mod tests {
         let c = finish_config(&img).unwrap();
         assert_eq!(c["rootfs"]["diff_ids"][0], d.to_string());
         assert!(c["created"].as_str().unwrap().ends_with('Z'));
-        let bad = Image { layers: vec![], config: serde_json::json!({"os": "linux"}) };
-        assert!(matches!(finish_config(&bad), Err(Error::InvalidConfig { .. })));
+        let bad = Image {
+            layers: vec![],
+            config: serde_json::json!({"os": "linux"}),
+        };
+        assert!(matches!(
+            finish_config(&bad),
+            Err(Error::InvalidConfig { .. })
+        ));
     }
 
     #[test]

@@ -8,8 +8,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use hoist_exporter::{
-    push, write_docker_archive, write_manifest, write_oci_archive, write_oci_dir, Image,
-    LayerBlob,
+    push, write_docker_archive, write_manifest, write_oci_archive, write_oci_dir, Image, LayerBlob,
 };
 use hoist_source::image::{ImageSource, RegistryOptions};
 use hoist_source::{resolve_layout, Platform};
@@ -28,7 +27,11 @@ struct Registry {
 impl Registry {
     fn start(htpasswd: bool) -> Registry {
         let dir = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let storage = dir.path().join("storage");
         let mut config = format!(
             "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
@@ -94,7 +97,8 @@ fn busybox_layer(content: &ContentStore, marker: &str) -> LayerBlob {
     let mut h = tar::Header::new_ustar();
     h.set_mode(0o755);
     h.set_size(busybox.len() as u64);
-    tar.append_data(&mut h, "bin/busybox", busybox.as_slice()).unwrap();
+    tar.append_data(&mut h, "bin/busybox", busybox.as_slice())
+        .unwrap();
     let mut link = tar::Header::new_ustar();
     link.set_entry_type(tar::EntryType::Symlink);
     link.set_mode(0o777);
@@ -103,7 +107,8 @@ fn busybox_layer(content: &ContentStore, marker: &str) -> LayerBlob {
     let mut m = tar::Header::new_ustar();
     m.set_mode(0o644);
     m.set_size(marker.len() as u64);
-    tar.append_data(&mut m, "marker", marker.as_bytes()).unwrap();
+    tar.append_data(&mut m, "marker", marker.as_bytes())
+        .unwrap();
     let raw = tar.into_inner().unwrap();
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&raw).unwrap();
@@ -161,9 +166,13 @@ async fn push_then_resolve_and_pull() {
     let (_d, content) = store();
     let img = image(&content, "amd64", "one");
     let reference = format!("{}/test/busybox:1", reg.host());
-    let m = push(&content, &img, &reference, &RegistryOptions::default()).await.unwrap();
+    let m = push(&content, &img, &reference, &RegistryOptions::default())
+        .await
+        .unwrap();
     // Pushing again skips the blobs and gives the same digest.
-    let again = push(&content, &img, &reference, &RegistryOptions::default()).await.unwrap();
+    let again = push(&content, &img, &reference, &RegistryOptions::default())
+        .await
+        .unwrap();
     assert_eq!(again.manifest_digest, m.manifest_digest);
 
     let seen = skopeo_inspect(&format!("docker://{reference}"));
@@ -176,24 +185,48 @@ async fn push_then_resolve_and_pull() {
     assert_eq!(resolved.manifest_digest, m.manifest_digest);
     assert_eq!(resolved.config_digest, m.config_digest);
     assert_eq!(resolved.config, m.config);
-    assert_eq!(resolved.canonical_ref, format!("{reference}@{}", m.manifest_digest));
+    assert_eq!(
+        resolved.canonical_ref,
+        format!("{reference}@{}", m.manifest_digest)
+    );
     assert!(fresh.has(&m.config_digest) && fresh.has(&m.manifest_digest));
-    assert!(!fresh.has(&img.layers[0].digest), "resolve must not pull layers");
+    assert!(
+        !fresh.has(&img.layers[0].digest),
+        "resolve must not pull layers"
+    );
 
     let events = Mutex::new(Vec::new());
-    source.pull_layers(&resolved, &|p| events.lock().unwrap().push(p)).await.unwrap();
-    assert_eq!(fresh.read(&img.layers[0].digest).unwrap(), content.read(&img.layers[0].digest).unwrap());
+    source
+        .pull_layers(&resolved, &|p| events.lock().unwrap().push(p))
+        .await
+        .unwrap();
+    assert_eq!(
+        fresh.read(&img.layers[0].digest).unwrap(),
+        content.read(&img.layers[0].digest).unwrap()
+    );
     let events = events.into_inner().unwrap();
-    assert!(events.last().is_some_and(|p| p.done && !p.cached && p.downloaded == p.total));
+    assert!(events
+        .last()
+        .is_some_and(|p| p.done && !p.cached && p.downloaded == p.total));
 
     // Present layers are skipped.
     let events = Mutex::new(Vec::new());
-    source.pull_layers(&resolved, &|p| events.lock().unwrap().push(p)).await.unwrap();
+    source
+        .pull_layers(&resolved, &|p| events.lock().unwrap().push(p))
+        .await
+        .unwrap();
     assert!(events.into_inner().unwrap().iter().all(|p| p.cached));
 
     // By digest, too.
     let by_digest = format!("{}/test/busybox@{}", reg.host(), m.manifest_digest);
-    assert_eq!(source.resolve(&by_digest, &amd64()).await.unwrap().manifest_digest, m.manifest_digest);
+    assert_eq!(
+        source
+            .resolve(&by_digest, &amd64())
+            .await
+            .unwrap()
+            .manifest_digest,
+        m.manifest_digest
+    );
 }
 
 #[tokio::test]
@@ -201,25 +234,51 @@ async fn unknown_tag_repo_and_host_are_typed() {
     let reg = Registry::start(false);
     let (_d, content) = store();
     let img = image(&content, "amd64", "x");
-    push(&content, &img, &format!("{}/test/busybox:1", reg.host()), &RegistryOptions::default())
-        .await
-        .unwrap();
+    push(
+        &content,
+        &img,
+        &format!("{}/test/busybox:1", reg.host()),
+        &RegistryOptions::default(),
+    )
+    .await
+    .unwrap();
     let source = ImageSource::new(content.clone(), RegistryOptions::default());
 
-    let err = source.resolve(&format!("{}/test/busybox:nope", reg.host()), &amd64()).await.unwrap_err();
+    let err = source
+        .resolve(&format!("{}/test/busybox:nope", reg.host()), &amd64())
+        .await
+        .unwrap_err();
     assert!(err.is_not_found(), "{err:?}");
+    eprintln!("{err}");
     assert!(err.to_string().contains("test/busybox:nope"), "{err}");
-    let err = source.resolve(&format!("{}/no/such:1", reg.host()), &amd64()).await.unwrap_err();
+    let err = source
+        .resolve(&format!("{}/no/such:1", reg.host()), &amd64())
+        .await
+        .unwrap_err();
     assert!(err.is_not_found(), "{err:?}");
 
-    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let err = source.resolve(&format!("127.0.0.1:{closed}/a/b:1"), &amd64()).await.unwrap_err();
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let err = source
+        .resolve(&format!("127.0.0.1:{closed}/a/b:1"), &amd64())
+        .await
+        .unwrap_err();
     assert!(err.is_unreachable(), "{err:?}");
-    assert!(err.to_string().contains(&format!("127.0.0.1:{closed}")), "{err}");
+    eprintln!("{err}");
+    assert!(
+        err.to_string().contains(&format!("127.0.0.1:{closed}")),
+        "{err}"
+    );
 
     // The image is amd64 only.
     let err = source
-        .resolve(&format!("{}/test/busybox:1", reg.host()), &Platform::new("linux", "arm64", None))
+        .resolve(
+            &format!("{}/test/busybox:1", reg.host()),
+            &Platform::new("linux", "arm64", None),
+        )
         .await;
     // A single manifest is taken as is (like docker pull); only indexes are filtered.
     assert!(err.is_ok());
@@ -231,7 +290,9 @@ async fn tampered_registry_blob_is_a_digest_mismatch() {
     let (_d, content) = store();
     let img = image(&content, "amd64", "tamper");
     let reference = format!("{}/test/busybox:1", reg.host());
-    push(&content, &img, &reference, &RegistryOptions::default()).await.unwrap();
+    push(&content, &img, &reference, &RegistryOptions::default())
+        .await
+        .unwrap();
 
     let layer = &img.layers[0];
     let file = reg.blob_file(&layer.digest);
@@ -244,7 +305,10 @@ async fn tampered_registry_blob_is_a_digest_mismatch() {
     let source = ImageSource::new(fresh.clone(), RegistryOptions::default());
     let resolved = source.resolve(&reference, &amd64()).await.unwrap();
     let err = source.pull_layers(&resolved, &|_| {}).await.unwrap_err();
-    assert!(matches!(err, hoist_source::Error::DigestMismatch { .. }), "{err:?}");
+    assert!(
+        matches!(err, hoist_source::Error::DigestMismatch { .. }),
+        "{err:?}"
+    );
     assert!(!fresh.has(&layer.digest));
 }
 
@@ -255,16 +319,24 @@ async fn basic_auth_from_docker_config() {
     let img = image(&content, "amd64", "auth");
     let reference = format!("{}/private/busybox:1", reg.host());
 
-    let err = push(&content, &img, &reference, &RegistryOptions::default()).await.unwrap_err();
+    let err = push(&content, &img, &reference, &RegistryOptions::default())
+        .await
+        .unwrap_err();
     assert!(err.is_unauthorized(), "{err:?}");
 
     let cfg = tempfile::tempdir().unwrap();
     std::fs::write(
         cfg.path().join("config.json"),
-        format!(r#"{{"auths":{{"{}":{{"auth":"aG9pc3Q6czNjcmV0"}}}}}}"#, reg.host()),
+        format!(
+            r#"{{"auths":{{"{}":{{"auth":"aG9pc3Q6czNjcmV0"}}}}}}"#,
+            reg.host()
+        ),
     )
     .unwrap();
-    let opts = RegistryOptions { docker_config: Some(cfg.path().to_path_buf()), ..Default::default() };
+    let opts = RegistryOptions {
+        docker_config: Some(cfg.path().to_path_buf()),
+        ..Default::default()
+    };
     let m = push(&content, &img, &reference, &opts).await.unwrap();
     let (_d2, fresh) = store();
     let source = ImageSource::new(fresh, opts);
@@ -275,7 +347,9 @@ async fn basic_auth_from_docker_config() {
 
 fn untar(archive: &Path, into: &Path) {
     std::fs::create_dir_all(into).unwrap();
-    tar::Archive::new(std::fs::File::open(archive).unwrap()).unpack(into).unwrap();
+    tar::Archive::new(std::fs::File::open(archive).unwrap())
+        .unpack(into)
+        .unwrap();
 }
 
 #[test]
@@ -297,15 +371,28 @@ fn oci_archive_is_read_by_skopeo_and_umoci() {
     let layout = work.path().join("layout");
     untar(&file, &layout);
     let bundle = work.path().join("bundle");
-    run(Command::new("umoci").args(["unpack", "--image"]).arg(format!("{}:v1", layout.display())).arg(&bundle));
+    run(Command::new("umoci")
+        .args(["unpack", "--image"])
+        .arg(format!("{}:v1", layout.display()))
+        .arg(&bundle));
     let busybox = bundle.join("rootfs/bin/busybox");
-    assert_eq!(std::fs::read(busybox).unwrap(), std::fs::read("/bin/busybox").unwrap());
-    assert_eq!(std::fs::read_to_string(bundle.join("rootfs/marker")).unwrap(), "oci");
+    assert_eq!(
+        std::fs::read(busybox).unwrap(),
+        std::fs::read("/bin/busybox").unwrap()
+    );
+    assert_eq!(
+        std::fs::read_to_string(bundle.join("rootfs/marker")).unwrap(),
+        "oci"
+    );
 
     // The layout resolves back to the same image, by tag, by digest and as the only image.
     let (_d2, fresh) = store();
     let host = Platform::new("linux", "amd64", None);
-    for r in [Some("v1".to_string()), Some(m.manifest_digest.to_string()), None] {
+    for r in [
+        Some("v1".to_string()),
+        Some(m.manifest_digest.to_string()),
+        None,
+    ] {
         let got = resolve_layout(&layout, r.as_deref(), &host, &fresh).unwrap();
         assert_eq!(got.manifest_digest, m.manifest_digest);
         assert_eq!(got.config, m.config);
@@ -321,7 +408,10 @@ fn tampered_layout_blob_is_a_digest_mismatch() {
     let img = image(&content, "amd64", "layout-tamper");
     let dir = tempfile::tempdir().unwrap();
     write_oci_dir(&content, &img, &["t:1".to_string()], dir.path()).unwrap();
-    let blob = dir.path().join("blobs/sha256").join(img.layers[0].digest.hex());
+    let blob = dir
+        .path()
+        .join("blobs/sha256")
+        .join(img.layers[0].digest.hex());
     let mut data = std::fs::read(&blob).unwrap();
     data[10] ^= 1;
     std::fs::write(&blob, &data).unwrap();
@@ -349,16 +439,28 @@ fn docker_archive_is_read_by_skopeo() {
     assert_eq!(seen["Layers"].as_array().map(Vec::len), Some(1));
     // skopeo copies it into an OCI layout, proving layers and diff_ids line up.
     let out = work.path().join("copied");
-    run(Command::new("skopeo").arg("copy").arg(format!("docker-archive:{}", file.display())).arg(format!("oci:{}:x", out.display())));
+    run(Command::new("skopeo")
+        .arg("copy")
+        .arg(format!("docker-archive:{}", file.display()))
+        .arg(format!("oci:{}:x", out.display())));
     let unpacked = work.path().join("unpacked");
     untar(&file, &unpacked);
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(unpacked.join("manifest.json")).unwrap()).unwrap();
-    assert_eq!(manifest[0]["RepoTags"], serde_json::json!(["test/busybox:v1"]));
+    assert_eq!(
+        manifest[0]["RepoTags"],
+        serde_json::json!(["test/busybox:v1"])
+    );
 }
 
 /// Two single-platform images and an OCI index over them, all in `content`.
-fn two_platform_index(content: &ContentStore) -> (Vec<u8>, hoist_exporter::Manifested, hoist_exporter::Manifested) {
+fn two_platform_index(
+    content: &ContentStore,
+) -> (
+    Vec<u8>,
+    hoist_exporter::Manifested,
+    hoist_exporter::Manifested,
+) {
     let a = write_manifest(content, &image(content, "amd64", "amd64")).unwrap();
     let b = write_manifest(content, &image(content, "arm64", "arm64")).unwrap();
     let entry = |m: &hoist_exporter::Manifested, arch: &str| {
@@ -388,7 +490,11 @@ fn layout_index_picks_the_platform() {
     write_oci_dir(&content, &img_a, &[], dir.path()).unwrap();
     write_oci_dir(&content, &img_b, &[], dir.path()).unwrap();
     let index_digest = Digest::of(&index);
-    std::fs::write(dir.path().join("blobs/sha256").join(index_digest.hex()), &index).unwrap();
+    std::fs::write(
+        dir.path().join("blobs/sha256").join(index_digest.hex()),
+        &index,
+    )
+    .unwrap();
     std::fs::write(
         dir.path().join("index.json"),
         serde_json::to_vec(&serde_json::json!({
@@ -404,13 +510,27 @@ fn layout_index_picks_the_platform() {
     )
     .unwrap();
     let (_d2, fresh) = store();
-    let got = resolve_layout(dir.path(), Some("multi"), &Platform::new("linux", "arm64", None), &fresh).unwrap();
+    let got = resolve_layout(
+        dir.path(),
+        Some("multi"),
+        &Platform::new("linux", "arm64", None),
+        &fresh,
+    )
+    .unwrap();
     assert_eq!(got.manifest_digest, b.manifest_digest);
     let got = resolve_layout(dir.path(), Some("multi"), &amd64(), &fresh).unwrap();
     assert_eq!(got.manifest_digest, a.manifest_digest);
-    let err = resolve_layout(dir.path(), Some("multi"), &Platform::new("linux", "s390x", None), &fresh)
-        .unwrap_err();
-    assert!(matches!(err, hoist_source::Error::NoMatchingPlatform { .. }), "{err:?}");
+    let err = resolve_layout(
+        dir.path(),
+        Some("multi"),
+        &Platform::new("linux", "s390x", None),
+        &fresh,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, hoist_source::Error::NoMatchingPlatform { .. }),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -420,12 +540,30 @@ async fn registry_index_picks_the_platform() {
     let img_a = image(&content, "amd64", "amd64");
     let img_b = image(&content, "arm64", "arm64");
     let opts = RegistryOptions::default();
-    let a = push(&content, &img_a, &format!("{}/test/multi:amd64", reg.host()), &opts).await.unwrap();
-    let b = push(&content, &img_b, &format!("{}/test/multi:arm64", reg.host()), &opts).await.unwrap();
+    let a = push(
+        &content,
+        &img_a,
+        &format!("{}/test/multi:amd64", reg.host()),
+        &opts,
+    )
+    .await
+    .unwrap();
+    let b = push(
+        &content,
+        &img_b,
+        &format!("{}/test/multi:arm64", reg.host()),
+        &opts,
+    )
+    .await
+    .unwrap();
     let (index, a2, b2) = two_platform_index(&content);
-    assert_eq!((a2.manifest_digest.clone(), b2.manifest_digest.clone()), (a.manifest_digest.clone(), b.manifest_digest.clone()));
+    assert_eq!(
+        (a2.manifest_digest.clone(), b2.manifest_digest.clone()),
+        (a.manifest_digest.clone(), b.manifest_digest.clone())
+    );
 
-    let reference: oci_client::Reference = format!("{}/test/multi:latest", reg.host()).parse().unwrap();
+    let reference: oci_client::Reference =
+        format!("{}/test/multi:latest", reg.host()).parse().unwrap();
     let (client, _) = opts.client_for(&reference).unwrap();
     client
         .push_manifest_raw(
@@ -438,10 +576,74 @@ async fn registry_index_picks_the_platform() {
 
     let (_d2, fresh) = store();
     let source = ImageSource::new(fresh, opts);
-    let got = source.resolve(&reference.whole(), &Platform::new("linux", "arm64", Some("v8"))).await.unwrap();
+    let got = source
+        .resolve(
+            &reference.whole(),
+            &Platform::new("linux", "arm64", Some("v8")),
+        )
+        .await
+        .unwrap();
     assert_eq!(got.manifest_digest, b.manifest_digest);
     let got = source.resolve(&reference.whole(), &amd64()).await.unwrap();
     assert_eq!(got.manifest_digest, a.manifest_digest);
-    let err = source.resolve(&reference.whole(), &Platform::new("windows", "amd64", None)).await.unwrap_err();
+    let err = source
+        .resolve(&reference.whole(), &Platform::new("windows", "amd64", None))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("linux/arm64"), "{err}");
+}
+
+#[tokio::test]
+async fn large_layers_stream_both_ways() {
+    let reg = Registry::start(false);
+    let (_d, content) = store();
+    // 9 MiB of incompressible bytes: more than two upload chunks.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let noise: Vec<u8> = (0..9 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_ustar();
+    h.set_mode(0o644);
+    h.set_size(noise.len() as u64);
+    tar.append_data(&mut h, "noise", noise.as_slice()).unwrap();
+    let raw = tar.into_inner().unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&raw).unwrap();
+    let gz = gz.finish().unwrap();
+    let layer = LayerBlob {
+        digest: content.write_blob(&gz).unwrap(),
+        diff_id: Digest::of(&raw),
+        size: gz.len() as u64,
+        media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+    };
+    let img = Image {
+        layers: vec![layer.clone()],
+        config: serde_json::json!({"architecture": "amd64", "os": "linux"}),
+    };
+    let reference = format!("{}/test/big:1", reg.host());
+    let m = push(&content, &img, &reference, &RegistryOptions::default())
+        .await
+        .unwrap();
+    let seen = skopeo_inspect(&format!("docker://{reference}"));
+    assert_eq!(seen["Digest"], m.manifest_digest.to_string());
+
+    let (_d2, fresh) = store();
+    let source = ImageSource::new(fresh.clone(), RegistryOptions::default());
+    let resolved = source.resolve(&reference, &amd64()).await.unwrap();
+    let events = Mutex::new(Vec::new());
+    source
+        .pull_layers(&resolved, &|p| events.lock().unwrap().push(p))
+        .await
+        .unwrap();
+    assert_eq!(fresh.size(&layer.digest).unwrap(), layer.size);
+    assert!(
+        events.into_inner().unwrap().len() >= 4,
+        "progress is reported while downloading"
+    );
 }

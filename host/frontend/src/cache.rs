@@ -38,7 +38,10 @@ pub(crate) struct CompileCache {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |source| Error::Cache { path: path.to_path_buf(), source }
+    move |source| Error::Cache {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 impl CompileCache {
@@ -53,11 +56,15 @@ impl CompileCache {
 
     /// Where the compiled form of the component with `digest` (hex sha256) lives.
     pub(crate) fn path(&self, digest: &str) -> PathBuf {
-        self.dir.join(format!("{digest}-{}.cwasm", self.engine_hash))
+        self.dir
+            .join(format!("{digest}-{}.cwasm", self.engine_hash))
     }
 
     /// The cached component, if there is a usable one; a stale or corrupt file is removed.
-    #[allow(unsafe_code, reason = "deserializing files this cache wrote itself; see SAFETY")]
+    #[allow(
+        unsafe_code,
+        reason = "deserializing files this cache wrote itself; see SAFETY"
+    )]
     pub(crate) fn load(&self, engine: &Engine, digest: &str) -> Option<Component> {
         let path = self.path(digest);
         if !path.is_file() {
@@ -107,7 +114,10 @@ impl CompileCache {
         };
         write().map_err(|e| {
             let _ = fs::remove_file(&tmp);
-            Error::Cache { path: path.clone(), source: e }
+            Error::Cache {
+                path: path.clone(),
+                source: e,
+            }
         })
     }
 }

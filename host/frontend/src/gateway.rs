@@ -22,7 +22,11 @@ pub struct GatewayError {
 impl GatewayError {
     /// An error with a message only.
     pub fn new(message: impl Into<String>) -> GatewayError {
-        GatewayError { message: message.into(), location: None, not_found: false }
+        GatewayError {
+            message: message.into(),
+            location: None,
+            not_found: false,
+        }
     }
 
     /// A "no such file or directory" error for `path`.

@@ -150,12 +150,16 @@ struct HostInner {
 
 impl std::fmt::Debug for FrontendHost {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FrontendHost").field("config", &self.inner.config).finish()
+        f.debug_struct("FrontendHost")
+            .field("config", &self.inner.config)
+            .finish()
     }
 }
 
 fn setup(reason: impl std::fmt::Display) -> Error {
-    Error::Setup { reason: reason.to_string() }
+    Error::Setup {
+        reason: reason.to_string(),
+    }
 }
 
 impl FrontendHost {
@@ -208,9 +212,11 @@ impl FrontendHost {
         let component = match inner.cache.load(&inner.engine, &digest) {
             Some(c) => c,
             None => {
-                let c = Component::from_binary(&inner.engine, bytes).map_err(|e| {
-                    Error::Compile { digest: format!("sha256:{digest}"), reason: format!("{e:#}") }
-                })?;
+                let c =
+                    Component::from_binary(&inner.engine, bytes).map_err(|e| Error::Compile {
+                        digest: format!("sha256:{digest}"),
+                        reason: format!("{e:#}"),
+                    })?;
                 // Check before caching, so a refused component leaves nothing on disk.
                 check_world(&inner.engine, &c)?;
                 inner.cache.store(&digest, &c)?;
@@ -221,8 +227,12 @@ impl FrontendHost {
         let pre = inner
             .linker
             .instantiate_pre(&component)
-            .map_err(|e| Error::Link { reason: format!("{e:#}") })?;
-        let pre = v1::WorldPre::new(pre).map_err(|e| Error::Link { reason: format!("{e:#}") })?;
+            .map_err(|e| Error::Link {
+                reason: format!("{e:#}"),
+            })?;
+        let pre = v1::WorldPre::new(pre).map_err(|e| Error::Link {
+            reason: format!("{e:#}"),
+        })?;
         let frontend = Frontend {
             inner: Arc::new(FrontendInner {
                 host: self.inner.clone(),
@@ -248,7 +258,9 @@ fn check_header(bytes: &[u8]) -> Result<(), Error> {
     }
     // Bytes 4..8: version 1 with layer 0 is a core module; layer 1 a component.
     if bytes[6..8] == [0, 0] {
-        return Err(Error::NotComponent { reason: "it is a core module".into() });
+        return Err(Error::NotComponent {
+            reason: "it is a core module".into(),
+        });
     }
     Ok(())
 }
@@ -306,11 +318,19 @@ fn check_world(engine: &Engine, component: &Component) -> Result<WorldInfo, Erro
         return Err(Error::Link {
             reason: format!(
                 "it does not export hoist:frontend/builder@{SERVED_VERSIONS} (exports: {})",
-                if exports.is_empty() { "none".to_string() } else { exports.join(", ") }
+                if exports.is_empty() {
+                    "none".to_string()
+                } else {
+                    exports.join(", ")
+                }
             ),
         });
     };
-    Ok(WorldInfo { version, imports, exports })
+    Ok(WorldInfo {
+        version,
+        imports,
+        exports,
+    })
 }
 
 /// A loaded frontend, ready to build; cheap to clone.
@@ -389,7 +409,10 @@ impl Frontend {
             Ok(i) => i,
             Err(e) => return Err(self.classify(e, &store)),
         };
-        let called = instance.hoist_frontend_builder().call_build(&mut store, &options).await;
+        let called = instance
+            .hoist_frontend_builder()
+            .call_build(&mut store, &options)
+            .await;
         match called {
             Err(e) => Err(self.classify(e, &store)),
             Ok(Err(e)) => Err(v1::frontend_error(e)),
@@ -401,22 +424,34 @@ impl Frontend {
     fn classify(&self, e: wasmtime::Error, store: &Store<HostState>) -> Error {
         let cfg = &self.inner.host.config;
         if let Some(m) = e.downcast_ref::<MemoryLimitExceeded>() {
-            return Error::MemoryLimit { limit: m.limit, requested: m.requested };
+            return Error::MemoryLimit {
+                limit: m.limit,
+                requested: m.requested,
+            };
         }
         if let Some(requested) = store.data().memory.exceeded {
-            return Error::MemoryLimit { limit: cfg.memory_limit, requested };
+            return Error::MemoryLimit {
+                limit: cfg.memory_limit,
+                requested,
+            };
         }
         if e.is::<DeadlineExceeded>() || e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-            return Error::Deadline { deadline: cfg.deadline };
+            return Error::Deadline {
+                deadline: cfg.deadline,
+            };
         }
-        Error::Trap { message: format!("{e:?}") }
+        Error::Trap {
+            message: format!("{e:?}"),
+        }
     }
 }
 
 /// Epoch ticks covering `d` (at least one).
 fn ticks(d: Duration) -> u64 {
     let tick = EPOCH_TICK.as_nanos().max(1);
-    u64::try_from(d.as_nanos().div_ceil(tick)).unwrap_or(u64::MAX).max(1)
+    u64::try_from(d.as_nanos().div_ceil(tick))
+        .unwrap_or(u64::MAX)
+        .max(1)
 }
 
 #[cfg(test)]
@@ -425,17 +460,26 @@ mod tests {
 
     #[test]
     fn header_refuses_non_wasm_and_core_modules() {
-        assert!(matches!(check_header(b"#!/bin/sh\necho hi\n"), Err(Error::NotWasm)));
+        assert!(matches!(
+            check_header(b"#!/bin/sh\necho hi\n"),
+            Err(Error::NotWasm)
+        ));
         assert!(matches!(check_header(b"\0as"), Err(Error::NotWasm)));
         let core = b"\0asm\x01\0\0\0";
-        assert!(matches!(check_header(core), Err(Error::NotComponent { .. })));
+        assert!(matches!(
+            check_header(core),
+            Err(Error::NotComponent { .. })
+        ));
         let component = b"\0asm\x0d\0\x01\0";
         assert!(check_header(component).is_ok());
     }
 
     #[test]
     fn interface_names_and_versions() {
-        assert_eq!(hoist_interface("hoist:frontend/gateway@1.2.0"), Some(("gateway", "1.2.0")));
+        assert_eq!(
+            hoist_interface("hoist:frontend/gateway@1.2.0"),
+            Some(("gateway", "1.2.0"))
+        );
         assert_eq!(hoist_interface("wasi:cli/stdout@0.2.0"), None);
         assert_eq!(major("2.0.0"), Some(2));
         assert_eq!(major("x"), None);

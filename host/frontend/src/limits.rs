@@ -53,7 +53,9 @@ pub fn normalize(path: &str) -> Result<String, PathError> {
         return Err(PathError::TooLong { len: path.len() });
     }
     if path.contains('\0') {
-        return Err(PathError::Nul { path: path.to_string() });
+        return Err(PathError::Nul {
+            path: path.to_string(),
+        });
     }
     let mut parts: Vec<&str> = Vec::new();
     for part in path.split('/') {
@@ -61,7 +63,9 @@ pub fn normalize(path: &str) -> Result<String, PathError> {
             "" | "." => {}
             ".." => {
                 if parts.pop().is_none() {
-                    return Err(PathError::Escapes { path: path.to_string() });
+                    return Err(PathError::Escapes {
+                        path: path.to_string(),
+                    });
                 }
             }
             p => parts.push(p),
@@ -95,9 +99,18 @@ mod tests {
 
     #[test]
     fn normalize_refuses_escapes() {
-        assert!(matches!(normalize("../../etc/passwd"), Err(PathError::Escapes { .. })));
-        assert!(matches!(normalize("/../etc/passwd"), Err(PathError::Escapes { .. })));
-        assert!(matches!(normalize("a/../../b"), Err(PathError::Escapes { .. })));
+        assert!(matches!(
+            normalize("../../etc/passwd"),
+            Err(PathError::Escapes { .. })
+        ));
+        assert!(matches!(
+            normalize("/../etc/passwd"),
+            Err(PathError::Escapes { .. })
+        ));
+        assert!(matches!(
+            normalize("a/../../b"),
+            Err(PathError::Escapes { .. })
+        ));
         assert!(matches!(normalize("a\0b"), Err(PathError::Nul { .. })));
     }
 
@@ -106,7 +119,12 @@ mod tests {
         let ok = "a".repeat(MAX_PATH_BYTES);
         assert!(normalize(&ok).is_ok());
         let long = "a".repeat(MAX_PATH_BYTES + 1);
-        assert_eq!(normalize(&long), Err(PathError::TooLong { len: MAX_PATH_BYTES + 1 }));
+        assert_eq!(
+            normalize(&long),
+            Err(PathError::TooLong {
+                len: MAX_PATH_BYTES + 1
+            })
+        );
     }
 
     #[test]

@@ -36,8 +36,14 @@ impl HostState {
     pub(crate) fn new(gateway: Arc<dyn Gateway>, memory_limit: u64, deadline: Duration) -> Self {
         let log = Arc::new(LogSink::new(gateway.clone()));
         let wasi = WasiCtx::builder()
-            .stdout(LogOutput { sink: log.clone(), level: LogLevel::Info })
-            .stderr(LogOutput { sink: log.clone(), level: LogLevel::Warn })
+            .stdout(LogOutput {
+                sink: log.clone(),
+                level: LogLevel::Info,
+            })
+            .stderr(LogOutput {
+                sink: log.clone(),
+                level: LogLevel::Warn,
+            })
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
@@ -47,8 +53,17 @@ impl HostState {
             table: ResourceTable::new(),
             gateway,
             log,
-            memory: MemoryLimiter { limit: memory_limit, total: 0, pending: None, exceeded: None },
-            clock: GuestClock { started: Instant::now(), host_time: Duration::ZERO, deadline },
+            memory: MemoryLimiter {
+                limit: memory_limit,
+                total: 0,
+                pending: None,
+                exceeded: None,
+            },
+            clock: GuestClock {
+                started: Instant::now(),
+                host_time: Duration::ZERO,
+                deadline,
+            },
             live_refs: 0,
         }
     }
@@ -56,7 +71,10 @@ impl HostState {
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -108,7 +126,11 @@ impl ResourceLimiter for MemoryLimiter {
         let requested = self.total.saturating_sub(current).saturating_add(desired);
         if requested > self.limit {
             self.exceeded = Some(requested);
-            return Err(MemoryLimitExceeded { limit: self.limit, requested }.into());
+            return Err(MemoryLimitExceeded {
+                limit: self.limit,
+                requested,
+            }
+            .into());
         }
         self.pending = Some((self.total, requested));
         self.total = requested;
@@ -141,7 +163,11 @@ pub(crate) struct LogSink {
 
 impl LogSink {
     fn new(gateway: Arc<dyn Gateway>) -> LogSink {
-        LogSink { gateway, used: AtomicUsize::new(0), cut: AtomicBool::new(false) }
+        LogSink {
+            gateway,
+            used: AtomicUsize::new(0),
+            cut: AtomicBool::new(false),
+        }
     }
 
     /// Whether `bytes` more fit the budget (and takes them).
@@ -198,7 +224,11 @@ impl IsTerminal for LogOutput {
 
 impl StdoutStream for LogOutput {
     fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
-        Box::new(LineWriter { sink: self.sink.clone(), level: self.level, buf: Vec::new() })
+        Box::new(LineWriter {
+            sink: self.sink.clone(),
+            level: self.level,
+            buf: Vec::new(),
+        })
     }
 }
 
@@ -216,7 +246,8 @@ impl LineWriter {
         if line.last() == Some(&b'\n') {
             line.pop();
         }
-        self.sink.line(self.level, String::from_utf8_lossy(&line).into_owned());
+        self.sink
+            .line(self.level, String::from_utf8_lossy(&line).into_owned());
     }
 }
 

@@ -54,7 +54,14 @@ fn run_cargo(package: &str) -> Result<PathBuf, String> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let out = Command::new(cargo)
         .current_dir(workspace_root())
-        .args(["build", "--release", "--target", "wasm32-wasip2", "-p", package])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "-p",
+            package,
+        ])
         .env("CARGO_TARGET_DIR", &target_dir)
         .output()
         .map_err(|e| format!("running cargo for {package}: {e}"))?;
@@ -71,6 +78,9 @@ fn run_cargo(package: &str) -> Result<PathBuf, String> {
     if wasm.is_file() {
         Ok(wasm)
     } else {
-        Err(format!("cargo built {package} but {} is missing", wasm.display()))
+        Err(format!(
+            "cargo built {package} but {} is missing",
+            wasm.display()
+        ))
     }
 }

@@ -87,7 +87,10 @@ impl RefReader for FakeGateway {
         length: u64,
     ) -> Result<Vec<u8>, GatewayError> {
         self.paths.lock().unwrap().push(path.to_string());
-        let data = self.files.get(path).ok_or_else(|| GatewayError::not_found(path))?;
+        let data = self
+            .files
+            .get(path)
+            .ok_or_else(|| GatewayError::not_found(path))?;
         let start = usize::try_from(offset).unwrap().min(data.len());
         let end = usize::try_from(offset.saturating_add(length)).unwrap_or(usize::MAX);
         Ok(data[start..end.min(data.len())].to_vec())
@@ -102,7 +105,9 @@ impl RefReader for FakeGateway {
     ) -> Result<Vec<FileStat>, GatewayError> {
         self.paths.lock().unwrap().push(path.to_string());
         // Ignores `limit` on purpose: the host must enforce the cap itself.
-        Ok((0..self.dir_entries).map(|i| stat(&format!("f{i}"))).collect())
+        Ok((0..self.dir_entries)
+            .map(|i| stat(&format!("f{i}")))
+            .collect())
     }
 
     async fn stat(&self, _reference: &RefId, path: &str) -> Result<FileStat, GatewayError> {
@@ -145,11 +150,17 @@ fn host(dir: &tempfile::TempDir, config: impl FnOnce(&mut HostConfig)) -> Fronte
 }
 
 fn opts(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 fn op(kind: OpKind, description: &str) -> Op {
-    Op { description: Some(description.into()), ..Op::new(kind) }
+    Op {
+        description: Some(description.into()),
+        ..Op::new(kind)
+    }
 }
 
 /// What `hello-frontend` must produce for `GREETING=hoist`, written out by hand.
@@ -210,7 +221,10 @@ fn expected_hello() -> Definition {
         }),
         "[3/3] WRITE /app/greeting",
     );
-    Definition { ops: vec![busybox, run, write], output: Some(OpRef { op: 2, output: 0 }) }
+    Definition {
+        ops: vec![busybox, run, write],
+        output: Some(OpRef { op: 2, output: 0 }),
+    }
 }
 
 async fn build_hello(host: &FrontendHost) -> (hoist_frontend_host::BuildOutput, Arc<FakeGateway>) {
@@ -242,14 +256,19 @@ async fn hello_frontend_produces_expected_definition_and_config() {
     let p = &out.platforms[0];
     assert_eq!(p.reference.as_deref(), Some("ref-0"));
     assert_eq!(p.platform, None);
-    let config: serde_json::Value = serde_json::from_str(p.image_config.as_deref().unwrap()).unwrap();
+    let config: serde_json::Value =
+        serde_json::from_str(p.image_config.as_deref().unwrap()).unwrap();
     let env = config["config"]["Env"].as_array().unwrap();
     assert!(env.contains(&"GREETING=hoist".into()), "{config}");
-    assert_eq!(config["config"]["Cmd"], serde_json::json!(["cat", "/app/greeting"]));
+    assert_eq!(
+        config["config"]["Cmd"],
+        serde_json::json!(["cat", "/app/greeting"])
+    );
 
-    assert!(gw
-        .events()
-        .contains(&FrontendEvent::Log(LogLevel::Info, "hello-frontend: solving".into())));
+    assert!(gw.events().contains(&FrontendEvent::Log(
+        LogLevel::Info,
+        "hello-frontend: solving".into()
+    )));
 }
 
 #[tokio::test]
@@ -260,8 +279,20 @@ async fn frontend_reports_world_and_digest() {
     let f = host.load(&bytes).unwrap();
     assert_eq!(f.world_version(), "1.0.0");
     assert!(f.digest().starts_with("sha256:") && f.digest().len() == 7 + 64);
-    assert!(f.imports().iter().any(|i| i == "hoist:frontend/gateway@1.0.0"), "{:?}", f.imports());
-    assert!(f.exports().iter().any(|e| e == "hoist:frontend/builder@1.0.0"), "{:?}", f.exports());
+    assert!(
+        f.imports()
+            .iter()
+            .any(|i| i == "hoist:frontend/gateway@1.0.0"),
+        "{:?}",
+        f.imports()
+    );
+    assert!(
+        f.exports()
+            .iter()
+            .any(|e| e == "hoist:frontend/builder@1.0.0"),
+        "{:?}",
+        f.exports()
+    );
 }
 
 #[tokio::test]
@@ -270,7 +301,10 @@ async fn compiled_component_is_cached_on_disk_and_reused_by_a_new_host() {
     let bytes = wasm("hello-frontend");
     let first = host(&dir, |_| {});
     first.load(&bytes).unwrap();
-    let cached: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
+    let cached: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     assert_eq!(cached.len(), 1, "{cached:?}");
     assert!(cached[0].extension().is_some_and(|e| e == "cwasm"));
     let before = std::fs::metadata(&cached[0]).unwrap().modified().unwrap();
@@ -291,11 +325,18 @@ async fn corrupt_cache_file_is_replaced() {
     let dir = tempfile::tempdir().unwrap();
     let bytes = wasm("hello-frontend");
     host(&dir, |_| {}).load(&bytes).unwrap();
-    let cached = std::fs::read_dir(dir.path()).unwrap().next().unwrap().unwrap().path();
+    let cached = std::fs::read_dir(dir.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     std::fs::write(&cached, b"garbage").unwrap();
     let f = host(&dir, |_| {}).load(&bytes).unwrap();
     assert!(std::fs::metadata(&cached).unwrap().len() > 1000);
-    f.build(Vec::new(), Arc::new(FakeGateway::default())).await.unwrap();
+    f.build(Vec::new(), Arc::new(FakeGateway::default()))
+        .await
+        .unwrap();
 }
 
 async fn hostile(host: &FrontendHost, gw: Arc<FakeGateway>, pairs: &[(&str, &str)]) -> Error {
@@ -360,7 +401,12 @@ async fn relative_escape_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let host = host(&dir, |_| {});
     let gw = Arc::new(FakeGateway::default());
-    let e = hostile(&host, gw.clone(), &[("mode", "read"), ("path", "../../etc/passwd")]).await;
+    let e = hostile(
+        &host,
+        gw.clone(),
+        &[("mode", "read"), ("path", "../../etc/passwd")],
+    )
+    .await;
     assert!(e.to_string().contains("escapes the result's root"), "{e}");
     assert!(gw.paths().is_empty(), "gateway saw {:?}", gw.paths());
     still_serves(&host).await;
@@ -371,10 +417,20 @@ async fn absolute_paths_stay_inside_the_result() {
     let dir = tempfile::tempdir().unwrap();
     let host = host(&dir, |_| {});
     let gw = Arc::new(FakeGateway::default());
-    let e = hostile(&host, gw.clone(), &[("mode", "read"), ("path", "/../../etc/passwd")]).await;
+    let e = hostile(
+        &host,
+        gw.clone(),
+        &[("mode", "read"), ("path", "/../../etc/passwd")],
+    )
+    .await;
     assert!(e.to_string().contains("escapes the result's root"), "{e}");
     // `/etc/passwd` means the result's own etc/passwd: the gateway gets a relative path.
-    let e = hostile(&host, gw.clone(), &[("mode", "read"), ("path", "/etc/passwd")]).await;
+    let e = hostile(
+        &host,
+        gw.clone(),
+        &[("mode", "read"), ("path", "/etc/passwd")],
+    )
+    .await;
     assert!(e.to_string().contains("etc/passwd: no such file"), "{e}");
     assert_eq!(gw.paths(), ["etc/passwd"]);
     still_serves(&host).await;
@@ -387,20 +443,47 @@ async fn reads_are_served_and_capped() {
     let f = host.load(&wasm("hostile-frontend")).unwrap();
     let gw = Arc::new(FakeGateway::default().with_file("Dockerfile", b"FROM scratch\n".to_vec()));
 
-    let out = f.build(opts(&[("mode", "read"), ("path", "./Dockerfile")]), gw.clone()).await;
-    assert_eq!(out.unwrap().metadata, [("read".to_string(), b"FROM scratch\n".to_vec())]);
+    let out = f
+        .build(
+            opts(&[("mode", "read"), ("path", "./Dockerfile")]),
+            gw.clone(),
+        )
+        .await;
+    assert_eq!(
+        out.unwrap().metadata,
+        [("read".to_string(), b"FROM scratch\n".to_vec())]
+    );
 
     let at_limit = MAX_READ_BYTES.to_string();
-    let out = f.build(opts(&[("mode", "read-range"), ("length", &at_limit)]), gw.clone()).await;
+    let out = f
+        .build(
+            opts(&[("mode", "read-range"), ("length", &at_limit)]),
+            gw.clone(),
+        )
+        .await;
     assert_eq!(out.unwrap().metadata[0].1, b"FROM scratch\n");
 
     let over = (MAX_READ_BYTES + 1).to_string();
-    let e = hostile(&host, gw.clone(), &[("mode", "read-range"), ("length", &over)]).await;
+    let e = hostile(
+        &host,
+        gw.clone(),
+        &[("mode", "read-range"), ("length", &over)],
+    )
+    .await;
     assert!(e.to_string().contains("MAX_READ_BYTES"), "{e}");
 
     let gib = (1u64 << 30).to_string();
-    let e = hostile(&host, gw.clone(), &[("mode", "read-range"), ("length", &gib)]).await;
-    assert!(e.to_string().contains("read of 1073741824 bytes is more than the limit"), "{e}");
+    let e = hostile(
+        &host,
+        gw.clone(),
+        &[("mode", "read-range"), ("length", &gib)],
+    )
+    .await;
+    assert!(
+        e.to_string()
+            .contains("read of 1073741824 bytes is more than the limit"),
+        "{e}"
+    );
     still_serves(&host).await;
 }
 
@@ -415,10 +498,16 @@ async fn whole_file_reads_are_capped() {
             .with_file("exact", vec![7; size])
             .with_file("big", vec![7; size + 1]),
     );
-    let out = f.build(opts(&[("mode", "read"), ("path", "exact")]), gw.clone()).await.unwrap();
+    let out = f
+        .build(opts(&[("mode", "read"), ("path", "exact")]), gw.clone())
+        .await
+        .unwrap();
     assert_eq!(out.metadata[0].1.len(), size);
     let e = hostile(&host, gw, &[("mode", "read"), ("path", "big")]).await;
-    assert!(e.to_string().contains("/big is larger than 16777216 bytes"), "{e}");
+    assert!(
+        e.to_string().contains("/big is larger than 16777216 bytes"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -426,10 +515,16 @@ async fn directory_listings_are_capped() {
     let dir = tempfile::tempdir().unwrap();
     let host = host(&dir, |_| {});
     let f = host.load(&wasm("hostile-frontend")).unwrap();
-    let gw = Arc::new(FakeGateway { dir_entries: MAX_DIR_ENTRIES, ..FakeGateway::default() });
+    let gw = Arc::new(FakeGateway {
+        dir_entries: MAX_DIR_ENTRIES,
+        ..FakeGateway::default()
+    });
     let out = f.build(opts(&[("mode", "read-dir")]), gw).await.unwrap();
     assert_eq!(out.metadata[0].1, MAX_DIR_ENTRIES.to_string().as_bytes());
-    let gw = Arc::new(FakeGateway { dir_entries: MAX_DIR_ENTRIES + 1, ..FakeGateway::default() });
+    let gw = Arc::new(FakeGateway {
+        dir_entries: MAX_DIR_ENTRIES + 1,
+        ..FakeGateway::default()
+    });
     let e = hostile(&host, gw, &[("mode", "read-dir")]).await;
     assert!(e.to_string().contains("MAX_DIR_ENTRIES"), "{e}");
 }
@@ -438,7 +533,12 @@ async fn directory_listings_are_capped() {
 async fn panic_is_a_trap_error() {
     let dir = tempfile::tempdir().unwrap();
     let host = host(&dir, |_| {});
-    let e = hostile(&host, Arc::new(FakeGateway::default()), &[("mode", "panic")]).await;
+    let e = hostile(
+        &host,
+        Arc::new(FakeGateway::default()),
+        &[("mode", "panic")],
+    )
+    .await;
     assert!(matches!(e, Error::Trap { .. }), "{e}");
     still_serves(&host).await;
 }
@@ -447,9 +547,17 @@ async fn panic_is_a_trap_error() {
 async fn frontend_errors_keep_their_location() {
     let dir = tempfile::tempdir().unwrap();
     let host = host(&dir, |_| {});
-    let e = hostile(&host, Arc::new(FakeGateway::default()), &[("mode", "nonsense")]).await;
+    let e = hostile(
+        &host,
+        Arc::new(FakeGateway::default()),
+        &[("mode", "nonsense")],
+    )
+    .await;
     assert!(e.is_frontend());
-    assert_eq!(e.location().map(|l| l.to_string()).as_deref(), Some("Hostilefile:1"));
+    assert_eq!(
+        e.location().map(|l| l.to_string()).as_deref(),
+        Some("Hostilefile:1")
+    );
     assert_eq!(e.to_string(), "Hostilefile:1: unknown mode \"nonsense\"");
 }
 
@@ -459,10 +567,18 @@ async fn stdout_and_stderr_become_log_lines() {
     let host = host(&dir, |_| {});
     let f = host.load(&wasm("hostile-frontend")).unwrap();
     let gw = Arc::new(FakeGateway::default());
-    f.build(opts(&[("mode", "print")]), gw.clone()).await.unwrap();
+    f.build(opts(&[("mode", "print")]), gw.clone())
+        .await
+        .unwrap();
     let events = gw.events();
-    assert!(events.contains(&FrontendEvent::Log(LogLevel::Info, "to stdout".into())), "{events:?}");
-    assert!(events.contains(&FrontendEvent::Log(LogLevel::Warn, "to stderr".into())), "{events:?}");
+    assert!(
+        events.contains(&FrontendEvent::Log(LogLevel::Info, "to stdout".into())),
+        "{events:?}"
+    );
+    assert!(
+        events.contains(&FrontendEvent::Log(LogLevel::Warn, "to stderr".into())),
+        "{events:?}"
+    );
 }
 
 #[tokio::test]
@@ -472,8 +588,15 @@ async fn unknown_world_version_is_refused_with_the_version_needed() {
     let e = host.load(&wasm("future-frontend")).unwrap_err();
     assert!(matches!(e, Error::UnsupportedWorld { .. }), "{e}");
     let msg = e.to_string();
-    assert!(msg.contains("hoist:frontend@2.0.0") && msg.contains("1.x"), "{msg}");
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing cached");
+    assert!(
+        msg.contains("hoist:frontend@2.0.0") && msg.contains("1.x"),
+        "{msg}"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing cached"
+    );
     still_serves(&host).await;
 }
 

@@ -63,11 +63,21 @@ impl Index {
         self.tree
             .insert(key.0.as_bytes(), raw)
             .map_err(|e| Error::index("insert", Some(*key), e))?;
-        self.tree
-            .flush_async()
-            .await
-            .map_err(|e| Error::index("flush", Some(*key), e))?;
-        Ok(())
+        // Not `flush_async`: in sled 0.34 it blocks sled's own IO pool threads, which the
+        // write-out a flush waits for also needs, so concurrent flushes deadlock. A blocking
+        // flush on tokio's blocking pool leaves sled's pool free (and concurrent flushes
+        // coalesce).
+        let tree = self.tree.clone();
+        match tokio::task::spawn_blocking(move || tree.flush()).await {
+            Ok(r) => r
+                .map(|_| ())
+                .map_err(|e| Error::index("flush", Some(*key), e)),
+            Err(e) => Err(Error::index(
+                "flush",
+                Some(*key),
+                sled::Error::ReportableBug(format!("flush task failed: {e}")),
+            )),
+        }
     }
 
     pub(crate) fn remove(&self, key: &CacheKey) -> Result<bool, Error> {

@@ -44,26 +44,39 @@ pub(crate) fn config_path(explicit: Option<&Path>) -> Option<PathBuf> {
 
 /// The host part of an `auths` key: `https://index.docker.io/v1/` → `index.docker.io`.
 fn key_host(key: &str) -> &str {
-    let key = key.strip_prefix("https://").or_else(|| key.strip_prefix("http://")).unwrap_or(key);
+    let key = key
+        .strip_prefix("https://")
+        .or_else(|| key.strip_prefix("http://"))
+        .unwrap_or(key);
     key.split('/').next().unwrap_or(key)
 }
 
 /// Credentials for `registry` (as written in a reference, e.g. `docker.io`, `host:5000`) from
 /// the docker config at `path`; anonymous when the file or the entry does not exist.
 pub(crate) fn lookup(path: Option<&Path>, registry: &str) -> Result<RegistryAuth> {
-    let Some(path) = path else { return Ok(RegistryAuth::Anonymous) };
+    let Some(path) = path else {
+        return Ok(RegistryAuth::Anonymous);
+    };
     let data = match std::fs::read(path) {
         Ok(d) => d,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(RegistryAuth::Anonymous),
-        Err(source) => return Err(Error::Io { path: path.to_path_buf(), source }),
+        Err(source) => {
+            return Err(Error::Io {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
     };
     let config: DockerConfig = serde_json::from_slice(&data).map_err(|e| Error::DockerConfig {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
     let docker_hub = ["docker.io", "index.docker.io", "registry-1.docker.io"];
-    let wanted: Vec<&str> =
-        if docker_hub.contains(&registry) { docker_hub.to_vec() } else { vec![registry] };
+    let wanted: Vec<&str> = if docker_hub.contains(&registry) {
+        docker_hub.to_vec()
+    } else {
+        vec![registry]
+    };
     let Some(entry) = config
         .auths
         .iter()
@@ -76,7 +89,11 @@ pub(crate) fn lookup(path: Option<&Path>, registry: &str) -> Result<RegistryAuth
         path: path.to_path_buf(),
         reason: format!("auths entry for {registry}: {reason}"),
     };
-    if let Some(token) = entry.registrytoken.as_ref().or(entry.identitytoken.as_ref()) {
+    if let Some(token) = entry
+        .registrytoken
+        .as_ref()
+        .or(entry.identitytoken.as_ref())
+    {
         if !token.is_empty() {
             return Ok(RegistryAuth::Bearer(token.clone()));
         }
@@ -86,8 +103,9 @@ pub(crate) fn lookup(path: Option<&Path>, registry: &str) -> Result<RegistryAuth
             .decode(auth.trim())
             .map_err(|_| bad("\"auth\" is not base64"))?;
         let decoded = String::from_utf8(decoded).map_err(|_| bad("\"auth\" is not UTF-8"))?;
-        let (user, pass) =
-            decoded.split_once(':').ok_or_else(|| bad("\"auth\" is not user:password"))?;
+        let (user, pass) = decoded
+            .split_once(':')
+            .ok_or_else(|| bad("\"auth\" is not user:password"))?;
         return Ok(RegistryAuth::Basic(user.to_string(), pass.to_string()));
     }
     match (&entry.username, &entry.password) {
@@ -118,7 +136,10 @@ mod tests {
             lookup(Some(&p), "docker.io").unwrap(),
             RegistryAuth::Basic("bob".into(), "s3:cret".into())
         );
-        assert_eq!(lookup(Some(&p), "quay.io").unwrap(), RegistryAuth::Anonymous);
+        assert_eq!(
+            lookup(Some(&p), "quay.io").unwrap(),
+            RegistryAuth::Anonymous
+        );
     }
 
     #[test]
@@ -133,14 +154,23 @@ mod tests {
             lookup(Some(&p), "r.example:5000").unwrap(),
             RegistryAuth::Basic("u".into(), "p".into())
         );
-        assert_eq!(lookup(Some(&p), "tok.example").unwrap(), RegistryAuth::Bearer("T".into()));
-        assert_eq!(lookup(Some(&dir.path().join("nope")), "x").unwrap(), RegistryAuth::Anonymous);
+        assert_eq!(
+            lookup(Some(&p), "tok.example").unwrap(),
+            RegistryAuth::Bearer("T".into())
+        );
+        assert_eq!(
+            lookup(Some(&dir.path().join("nope")), "x").unwrap(),
+            RegistryAuth::Anonymous
+        );
     }
 
     #[test]
     fn bad_json_is_a_typed_error() {
         let dir = tempfile::tempdir().unwrap();
         let p = write(dir.path(), "{not json");
-        assert!(matches!(lookup(Some(&p), "x"), Err(Error::DockerConfig { .. })));
+        assert!(matches!(
+            lookup(Some(&p), "x"),
+            Err(Error::DockerConfig { .. })
+        ));
     }
 }

@@ -53,8 +53,11 @@ impl RegistryOptions {
     /// A client for `reference`'s registry and the credentials to use with it.
     pub fn client_for(&self, reference: &Reference) -> Result<(Client, RegistryAuth)> {
         let host = reference.resolve_registry();
-        let protocol =
-            if self.is_insecure(host) { ClientProtocol::Http } else { ClientProtocol::Https };
+        let protocol = if self.is_insecure(host) {
+            ClientProtocol::Http
+        } else {
+            ClientProtocol::Https
+        };
         let config = ClientConfig {
             protocol,
             platform_resolver: None,
@@ -76,10 +79,12 @@ impl RegistryOptions {
 /// Parses an image reference, normalising Docker Hub short names
 /// (`busybox` → `docker.io/library/busybox:latest`).
 pub fn parse_reference(reference: &str) -> Result<Reference> {
-    reference.parse::<Reference>().map_err(|e| Error::InvalidReference {
-        reference: reference.to_string(),
-        reason: e.to_string(),
-    })
+    reference
+        .parse::<Reference>()
+        .map_err(|e| Error::InvalidReference {
+            reference: reference.to_string(),
+            reason: e.to_string(),
+        })
 }
 
 /// One platform's image, resolved: its manifest and config are in the content store.
@@ -124,7 +129,11 @@ pub struct ImageSource {
 impl ImageSource {
     /// A source storing into `content`, talking to registries as `opts` says.
     pub fn new(content: ContentStore, opts: RegistryOptions) -> Self {
-        ImageSource { content, opts, clients: Mutex::new(HashMap::new()) }
+        ImageSource {
+            content,
+            opts,
+            clients: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The client (cached per registry host, so tokens are reused) for `reference`.
@@ -149,7 +158,12 @@ impl ImageSource {
         let name = parsed.whole();
         let host = parsed.resolve_registry().to_string();
         let (client, auth) = self.client(&parsed)?;
-        let accept = [OCI_MANIFEST, DOCKER_MANIFEST, OCI_INDEX, DOCKER_MANIFEST_LIST];
+        let accept = [
+            OCI_MANIFEST,
+            DOCKER_MANIFEST,
+            OCI_INDEX,
+            DOCKER_MANIFEST_LIST,
+        ];
 
         let mut current = parsed.clone();
         // An index may point at another index; two levels is more than any registry uses.
@@ -175,7 +189,9 @@ impl ImageSource {
                 }
                 Kind::Manifest => {
                     let manifest: ImageManifest = parse_json(&name, &body)?;
-                    self.content.write_blob(&body).map_err(|e| Error::store(&name, e))?;
+                    self.content
+                        .write_blob(&body)
+                        .map_err(|e| Error::store(&name, e))?;
                     let config_desc = manifest.config().clone();
                     let config_digest = parse_digest(&name, config_desc.digest().as_ref())?;
                     if !self.content.has(&config_digest) {
@@ -190,8 +206,10 @@ impl ImageSource {
                         )
                         .await?;
                     }
-                    let config =
-                        self.content.read(&config_digest).map_err(|e| Error::store(&name, e))?;
+                    let config = self
+                        .content
+                        .read(&config_digest)
+                        .map_err(|e| Error::store(&name, e))?;
                     let pinned = match parsed.tag() {
                         Some(tag) => Reference::with_tag_and_digest(
                             parsed.registry().to_string(),
@@ -212,7 +230,10 @@ impl ImageSource {
                 }
             }
         }
-        Err(Error::InvalidManifest { reference: name, reason: "indexes nested too deeply".into() })
+        Err(Error::InvalidManifest {
+            reference: name,
+            reason: "indexes nested too deeply".into(),
+        })
     }
 
     /// Pulls every layer of `img` not yet in the content store, verifying each digest and
@@ -231,7 +252,13 @@ impl ImageSource {
             let digest = parse_digest(&img.canonical_ref, layer.digest().as_ref())?;
             if self.content.has(&digest) {
                 let total = layer.size();
-                progress(PullProgress { digest, downloaded: total, total, cached: true, done: true });
+                progress(PullProgress {
+                    digest,
+                    downloaded: total,
+                    total,
+                    cached: true,
+                    done: true,
+                });
             } else if !wanted.iter().any(|(d, _)| d == &digest) {
                 wanted.push((digest, layer.size()));
             }
@@ -281,9 +308,8 @@ async fn fetch_blob(
     let mut received: u64 = 0;
     let mut reported: u64 = 0;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| {
-            map_registry_error(&name, host, OciDistributionError::IoError(e))
-        })?;
+        let chunk =
+            chunk.map_err(|e| map_registry_error(&name, host, OciDistributionError::IoError(e)))?;
         received += chunk.len() as u64;
         if received > size {
             return Err(Error::SizeMismatch {
@@ -310,7 +336,9 @@ async fn fetch_blob(
             actual: received,
         });
     }
-    writer.commit(Some(digest)).map_err(|e| Error::store(&name, e))?;
+    writer
+        .commit(Some(digest))
+        .map_err(|e| Error::store(&name, e))?;
     Ok(())
 }
 
@@ -343,7 +371,10 @@ pub(crate) fn manifest_kind(reference: &str, body: &[u8]) -> Result<Kind> {
 }
 
 /// Parses JSON, naming `reference` on failure.
-pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(reference: &str, body: &[u8]) -> Result<T> {
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
+    reference: &str,
+    body: &[u8],
+) -> Result<T> {
     serde_json::from_slice(body).map_err(|e| Error::InvalidManifest {
         reference: reference.to_string(),
         reason: e.to_string(),
@@ -368,11 +399,15 @@ pub(crate) fn select_platform(
     let candidates: Vec<&Descriptor> = index
         .manifests()
         .iter()
-        .filter(|d| d.platform().as_ref().is_some_and(|p| platform.matches_oci(p)))
+        .filter(|d| {
+            d.platform()
+                .as_ref()
+                .is_some_and(|p| platform.matches_oci(p))
+        })
         .collect();
-    let exact = candidates.iter().find(|d| {
-        d.platform().as_ref().and_then(|p| p.variant().clone()) == platform.variant
-    });
+    let exact = candidates
+        .iter()
+        .find(|d| d.platform().as_ref().and_then(|p| p.variant().clone()) == platform.variant);
     if let Some(d) = exact.or(candidates.first()) {
         return Ok((*d).clone());
     }
@@ -419,51 +454,110 @@ pub(crate) fn map_registry_error(reference: &str, host: &str, err: OciDistributi
                         | OciErrorCode::NotFound
                 )
             }) {
-                Error::NotFound { reference, detail: format!(" ({message})") }
+                Error::NotFound {
+                    reference,
+                    detail: format!(" ({message})"),
+                }
             } else if codes
                 .iter()
                 .any(|c| matches!(c, OciErrorCode::Unauthorized | OciErrorCode::Denied))
             {
-                Error::Unauthorized { reference, host, message }
+                Error::Unauthorized {
+                    reference,
+                    host,
+                    message,
+                }
             } else {
-                Error::Registry { reference, host, message }
+                Error::Registry {
+                    reference,
+                    host,
+                    message,
+                }
             }
         }
-        E::ServerError { code: 404, .. } | E::ImageManifestNotFoundError(_) => {
-            Error::NotFound { reference, detail: String::new() }
-        }
-        E::ServerError { code: 401 | 403, message, .. } => {
-            Error::Unauthorized { reference, host, message }
-        }
-        E::UnauthorizedError { url } => {
-            Error::Unauthorized { reference, host, message: format!("{url} returned 401") }
-        }
-        E::AuthenticationFailure(message) => Error::Unauthorized { reference, host, message },
+        E::ServerError { code: 404, .. } | E::ImageManifestNotFoundError(_) => Error::NotFound {
+            reference,
+            detail: String::new(),
+        },
+        E::ServerError {
+            code: 401 | 403,
+            message,
+            ..
+        } => Error::Unauthorized {
+            reference,
+            host,
+            message,
+        },
+        E::UnauthorizedError { url } => Error::Unauthorized {
+            reference,
+            host,
+            message: format!("{url} returned 401"),
+        },
+        E::AuthenticationFailure(message) => Error::Unauthorized {
+            reference,
+            host,
+            message,
+        },
         E::DigestError(DigestError::VerificationError { expected, actual }) => {
-            Error::DigestMismatch { reference, expected, actual }
+            Error::DigestMismatch {
+                reference,
+                expected,
+                actual,
+            }
         }
         E::IoError(e) => {
-            match e.get_ref().and_then(|inner| inner.downcast_ref::<DigestError>()) {
-                Some(DigestError::VerificationError { expected, actual }) => Error::DigestMismatch {
-                    reference,
-                    expected: expected.clone(),
-                    actual: actual.clone(),
+            match e
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<DigestError>())
+            {
+                Some(DigestError::VerificationError { expected, actual }) => {
+                    Error::DigestMismatch {
+                        reference,
+                        expected: expected.clone(),
+                        actual: actual.clone(),
+                    }
+                }
+                _ if is_connect_error(&e) => Error::Unreachable {
+                    host,
+                    reason: chain(&e),
                 },
-                _ if is_connect_error(&e) => Error::Unreachable { host, reason: chain(&e) },
-                _ => Error::Registry { reference, host, message: chain(&e) },
+                _ => Error::Registry {
+                    reference,
+                    host,
+                    message: chain(&e),
+                },
             }
         }
-        E::RequestError(e) if e.is_connect() || e.is_timeout() => {
-            Error::Unreachable { host, reason: chain(&e) }
+        E::RequestError(e) if matches!(e.status().map(|s| s.as_u16()), Some(401 | 403)) => {
+            Error::Unauthorized {
+                reference,
+                host,
+                message: chain(&e),
+            }
         }
-        other => Error::Registry { reference, host, message: chain(&other) },
+        E::RequestError(e) if e.status().is_some_and(|s| s.as_u16() == 404) => Error::NotFound {
+            reference,
+            detail: String::new(),
+        },
+        E::RequestError(e) if e.is_connect() || e.is_timeout() => Error::Unreachable {
+            host,
+            reason: chain(&e),
+        },
+        other => Error::Registry {
+            reference,
+            host,
+            message: chain(&other),
+        },
     }
 }
 
 /// True when an I/O error during a blob stream came from the connection.
 fn is_connect_error(e: &std::io::Error) -> bool {
     use std::io::ErrorKind::*;
-    matches!(e.kind(), ConnectionRefused | ConnectionReset | ConnectionAborted | TimedOut)
+    matches!(
+        e.kind(),
+        ConnectionRefused | ConnectionReset | ConnectionAborted | TimedOut
+    )
 }
 
 /// An error and its sources, joined with ": ".
@@ -487,17 +581,24 @@ mod tests {
 
     #[test]
     fn short_names_are_normalised() {
-        assert_eq!(parse_reference("busybox").unwrap().whole(), "docker.io/library/busybox:latest");
+        assert_eq!(
+            parse_reference("busybox").unwrap().whole(),
+            "docker.io/library/busybox:latest"
+        );
         assert_eq!(
             parse_reference("127.0.0.1:5000/a/b:1").unwrap().whole(),
             "127.0.0.1:5000/a/b:1"
         );
-        assert!(parse_reference("UPPER/case").is_err());
+        assert!(parse_reference("bad name").is_err());
+        assert!(parse_reference("a/B:1").is_err());
     }
 
     #[test]
     fn insecure_hosts() {
-        let opts = RegistryOptions { insecure_hosts: vec!["reg.lan:5000".into()], ..Default::default() };
+        let opts = RegistryOptions {
+            insecure_hosts: vec!["reg.lan:5000".into()],
+            ..Default::default()
+        };
         assert!(opts.is_insecure("localhost:5000"));
         assert!(opts.is_insecure("127.0.0.1:41234"));
         assert!(opts.is_insecure("[::1]:80"));
@@ -508,8 +609,22 @@ mod tests {
 
     #[test]
     fn kinds() {
-        assert_eq!(manifest_kind("r", br#"{"mediaType":"application/vnd.oci.image.index.v1+json"}"#).unwrap(), Kind::Index);
-        assert_eq!(manifest_kind("r", br#"{"manifests":[]}"#).unwrap(), Kind::Index);
-        assert!(manifest_kind("r", br#"{"mediaType":"application/vnd.docker.distribution.manifest.v1+prettyjws"}"#).is_err());
+        assert_eq!(
+            manifest_kind(
+                "r",
+                br#"{"mediaType":"application/vnd.oci.image.index.v1+json"}"#
+            )
+            .unwrap(),
+            Kind::Index
+        );
+        assert_eq!(
+            manifest_kind("r", br#"{"manifests":[]}"#).unwrap(),
+            Kind::Index
+        );
+        assert!(manifest_kind(
+            "r",
+            br#"{"mediaType":"application/vnd.docker.distribution.manifest.v1+prettyjws"}"#
+        )
+        .is_err());
     }
 }

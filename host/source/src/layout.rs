@@ -23,9 +23,10 @@ pub fn parse_layout_ref(s: &str) -> (PathBuf, Option<String>) {
     }
     let last = s.rfind('/').map(|i| i + 1).unwrap_or(0);
     match s[last..].rfind(':') {
-        Some(colon) if last + colon + 1 < s.len() => {
-            (PathBuf::from(&s[..last + colon]), Some(s[last + colon + 1..].to_string()))
-        }
+        Some(colon) if last + colon + 1 < s.len() => (
+            PathBuf::from(&s[..last + colon]),
+            Some(s[last + colon + 1..].to_string()),
+        ),
         _ => (PathBuf::from(s), None),
     }
 }
@@ -40,7 +41,10 @@ pub fn resolve_layout(
     platform: &Platform,
     content: &ContentStore,
 ) -> Result<ResolvedImage> {
-    let layout_err = |reason: String| Error::Layout { path: path.to_path_buf(), reason };
+    let layout_err = |reason: String| Error::Layout {
+        path: path.to_path_buf(),
+        reason,
+    };
     let name = match reference {
         Some(r) if r.starts_with("sha256:") => format!("oci-layout://{}@{r}", path.display()),
         Some(r) => format!("oci-layout://{}:{r}", path.display()),
@@ -50,17 +54,23 @@ pub fn resolve_layout(
     let marker_json = std::fs::read(&marker)
         .map_err(|e| layout_err(format!("not an OCI image layout (oci-layout: {e})")))?;
     let marker_json: serde_json::Value = parse_json(&name, &marker_json)?;
-    if marker_json.get("imageLayoutVersion").and_then(|v| v.as_str()).is_none() {
+    if marker_json
+        .get("imageLayoutVersion")
+        .and_then(|v| v.as_str())
+        .is_none()
+    {
         return Err(layout_err("oci-layout has no imageLayoutVersion".into()));
     }
     let index_path = path.join("index.json");
-    let index_json =
-        std::fs::read(&index_path).map_err(|source| Error::Io { path: index_path, source })?;
+    let index_json = std::fs::read(&index_path).map_err(|source| Error::Io {
+        path: index_path,
+        source,
+    })?;
     let index: ImageIndex = parse_json(&name, &index_json)?;
 
     let mut next: Next = match reference {
         None => match index.manifests().as_slice() {
-            [only] => Next::Descriptor(only.clone()),
+            [only] => Next::Descriptor(Box::new(only.clone())),
             [] => return Err(layout_err("index.json lists no images".into())),
             many => {
                 let names: Vec<String> = many.iter().filter_map(ref_name).collect();
@@ -74,7 +84,7 @@ pub fn resolve_layout(
         Some(r) if r.starts_with("sha256:") => {
             let digest = parse_digest(&name, r)?;
             match index.manifests().iter().find(|d| d.digest().as_ref() == r) {
-                Some(d) => Next::Descriptor(d.clone()),
+                Some(d) => Next::Descriptor(Box::new(d.clone())),
                 None => Next::Blob(digest),
             }
         }
@@ -85,13 +95,20 @@ pub fn resolve_layout(
                 .filter(|d| {
                     let ann = d.annotations().as_ref();
                     ann.and_then(|a| a.get(REF_NAME)).is_some_and(|n| n == tag)
-                        || ann.and_then(|a| a.get(CONTAINERD_NAME)).is_some_and(|n| n == tag)
+                        || ann
+                            .and_then(|a| a.get(CONTAINERD_NAME))
+                            .is_some_and(|n| n == tag)
                 })
                 .cloned()
                 .collect();
             match tagged.len() {
-                0 => return Err(Error::NotFound { reference: name, detail: String::new() }),
-                1 => Next::Descriptor(tagged[0].clone()),
+                0 => {
+                    return Err(Error::NotFound {
+                        reference: name,
+                        detail: String::new(),
+                    })
+                }
+                1 => Next::Descriptor(Box::new(tagged[0].clone())),
                 // One tag on several platform manifests: choose among them like an index.
                 _ => {
                     let sub = oci_spec::image::ImageIndexBuilder::default()
@@ -99,7 +116,7 @@ pub fn resolve_layout(
                         .manifests(tagged)
                         .build()
                         .map_err(|e| layout_err(e.to_string()))?;
-                    Next::Descriptor(select_platform(&name, &sub, platform)?)
+                    Next::Descriptor(Box::new(select_platform(&name, &sub, platform)?))
                 }
             }
         }
@@ -115,17 +132,25 @@ pub fn resolve_layout(
         match manifest_kind(&name, &body)? {
             Kind::Index => {
                 let sub: ImageIndex = parse_json(&name, &body)?;
-                next = Next::Descriptor(select_platform(&name, &sub, platform)?);
+                next = Next::Descriptor(Box::new(select_platform(&name, &sub, platform)?));
             }
             Kind::Manifest => {
                 let manifest: ImageManifest = parse_json(&name, &body)?;
                 let config_digest = parse_digest(&name, manifest.config().digest().as_ref())?;
-                copy_blob(path, &name, &config_digest, Some(manifest.config().size()), content)?;
+                copy_blob(
+                    path,
+                    &name,
+                    &config_digest,
+                    Some(manifest.config().size()),
+                    content,
+                )?;
                 for layer in manifest.layers() {
                     let d = parse_digest(&name, layer.digest().as_ref())?;
                     copy_blob(path, &name, &d, Some(layer.size()), content)?;
                 }
-                let config = content.read(&config_digest).map_err(|e| Error::store(&name, e))?;
+                let config = content
+                    .read(&config_digest)
+                    .map_err(|e| Error::store(&name, e))?;
                 let canonical = match std::fs::canonicalize(path) {
                     Ok(p) => p,
                     Err(_) => path.to_path_buf(),
@@ -141,20 +166,26 @@ pub fn resolve_layout(
             }
         }
     }
-    Err(Error::InvalidManifest { reference: name, reason: "indexes nested too deeply".into() })
+    Err(Error::InvalidManifest {
+        reference: name,
+        reason: "indexes nested too deeply".into(),
+    })
 }
 
 /// What to read next while descending from `index.json` to an image manifest.
 enum Next {
     /// A descriptor (digest and size known).
-    Descriptor(Descriptor),
+    Descriptor(Box<Descriptor>),
     /// A bare digest given by the user (size unknown).
     Blob(Digest),
 }
 
 /// The tag a descriptor in `index.json` carries, if any.
 fn ref_name(d: &Descriptor) -> Option<String> {
-    d.annotations().as_ref().and_then(|a| a.get(REF_NAME)).cloned()
+    d.annotations()
+        .as_ref()
+        .and_then(|a| a.get(REF_NAME))
+        .cloned()
 }
 
 /// Copies blob `digest` from the layout into `content` unless present, verifying it.
@@ -168,18 +199,29 @@ fn copy_blob(
     if content.has(digest) {
         return Ok(());
     }
-    let src = layout.join("blobs").join(digest.algorithm()).join(digest.hex());
+    let src = layout
+        .join("blobs")
+        .join(digest.algorithm())
+        .join(digest.hex());
     let file = std::fs::File::open(&src).map_err(|source| {
         if source.kind() == std::io::ErrorKind::NotFound {
-            Error::NotFound { reference: format!("{name} (blob {digest})"), detail: String::new() }
+            Error::NotFound {
+                reference: format!("{name} (blob {digest})"),
+                detail: String::new(),
+            }
         } else {
-            Error::Io { path: src.clone(), source }
+            Error::Io {
+                path: src.clone(),
+                source,
+            }
         }
     })?;
     let mut writer = content.writer().map_err(|e| Error::store(name, e))?;
     let limit = size.map_or(u64::MAX, |s| s.saturating_add(1));
-    let copied = std::io::copy(&mut file.take(limit), &mut writer)
-        .map_err(|source| Error::Io { path: src.clone(), source })?;
+    let copied = std::io::copy(&mut file.take(limit), &mut writer).map_err(|source| Error::Io {
+        path: src.clone(),
+        source,
+    })?;
     if let Some(expected) = size {
         if copied != expected {
             return Err(Error::SizeMismatch {
@@ -190,7 +232,9 @@ fn copy_blob(
             });
         }
     }
-    writer.commit(Some(digest)).map_err(|e| Error::store(name, e))?;
+    writer
+        .commit(Some(digest))
+        .map_err(|e| Error::store(name, e))?;
     Ok(())
 }
 
@@ -205,8 +249,14 @@ mod tests {
             parse_layout_ref(&format!("oci-layout:///x/y@{d}")),
             (PathBuf::from("/x/y"), Some(d.clone()))
         );
-        assert_eq!(parse_layout_ref("/x/y:v1"), (PathBuf::from("/x/y"), Some("v1".into())));
+        assert_eq!(
+            parse_layout_ref("/x/y:v1"),
+            (PathBuf::from("/x/y"), Some("v1".into()))
+        );
         assert_eq!(parse_layout_ref("/x:1/y"), (PathBuf::from("/x:1/y"), None));
-        assert_eq!(parse_layout_ref("oci-layout://rel"), (PathBuf::from("rel"), None));
+        assert_eq!(
+            parse_layout_ref("oci-layout://rel"),
+            (PathBuf::from("rel"), None)
+        );
     }
 }

@@ -98,7 +98,9 @@ pub enum Error {
         actual: String,
     },
     /// A blob was larger or smaller than its descriptor said.
-    #[error("size mismatch for blob {digest} of {reference}: expected {expected} bytes, got {actual}")]
+    #[error(
+        "size mismatch for blob {digest} of {reference}: expected {expected} bytes, got {actual}"
+    )]
     SizeMismatch {
         /// The image the blob belongs to.
         reference: String,
@@ -183,7 +185,10 @@ impl Error {
 
     /// True when content did not match its digest (or size).
     pub fn is_digest_mismatch(&self) -> bool {
-        matches!(self, Error::DigestMismatch { .. } | Error::SizeMismatch { .. })
+        matches!(
+            self,
+            Error::DigestMismatch { .. } | Error::SizeMismatch { .. }
+        )
     }
 
     /// True when the registry could not be reached.
@@ -204,7 +209,10 @@ impl Error {
                 expected: expected.to_string(),
                 actual: actual.to_string(),
             },
-            source => Error::Store { reference: reference.to_string(), source },
+            source => Error::Store {
+                reference: reference.to_string(),
+                source,
+            },
         }
     }
 

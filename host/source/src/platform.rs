@@ -66,7 +66,11 @@ impl Platform {
 
     /// True when an OCI descriptor platform matches (see [`Platform::matches`]).
     pub fn matches_oci(&self, p: &oci_spec::image::Platform) -> bool {
-        self.matches(&p.os().to_string(), &p.architecture().to_string(), p.variant().as_deref())
+        self.matches(
+            &p.os().to_string(),
+            &p.architecture().to_string(),
+            p.variant().as_deref(),
+        )
     }
 }
 
@@ -93,7 +97,9 @@ impl FromStr for Platform {
 
     /// Parses `os/arch[/variant]`, normalising Rust-style arch names (`x86_64`, `aarch64`).
     fn from_str(s: &str) -> Result<Platform, ParsePlatformError> {
-        let err = || ParsePlatformError { input: s.to_string() };
+        let err = || ParsePlatformError {
+            input: s.to_string(),
+        };
         let mut parts = s.split('/');
         let os = parts.next().filter(|p| !p.is_empty()).ok_or_else(err)?;
         let arch = parts.next().filter(|p| !p.is_empty()).ok_or_else(err)?;
@@ -126,7 +132,10 @@ mod tests {
         let p: Platform = "linux/arm64/v8".parse().unwrap();
         assert_eq!(p, Platform::new("linux", "arm64", Some("v8")));
         assert_eq!(p.to_string(), "linux/arm64/v8");
-        assert_eq!("linux/x86_64".parse::<Platform>().unwrap().architecture, "amd64");
+        assert_eq!(
+            "linux/x86_64".parse::<Platform>().unwrap().architecture,
+            "amd64"
+        );
         assert!("linux".parse::<Platform>().is_err());
         assert!("a/b/c/d".parse::<Platform>().is_err());
     }

@@ -518,7 +518,7 @@ fn named_context(cv: &mut Converter<'_>, name: &str, value: &str, platform: Opti
         return Ok(StageResult { state: llb::local(local).state(), image });
     }
     if value.starts_with("oci-layout://") {
-        return Ok(StageResult { state: llb::source(value).state(), image: Image::default() });
+        return cv.resolve_image(value, platform, loc);
     }
     Err(ConvertError::at(loc, format!("named context {name:?} has an unsupported value {value:?}")))
 }

@@ -12,8 +12,10 @@
 
 mod dispatch;
 pub mod image;
+pub mod lint;
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use hoist_frontend_sdk::llb::{self, State};
 use hoist_frontend_sdk::types::Platform;
@@ -93,6 +95,10 @@ pub struct Converted {
     pub image: Image,
     /// Index of the target stage.
     pub target: usize,
+    /// Build-check warnings (those the `# check=` directive keeps), in line order.
+    pub warnings: Vec<lint::Warning>,
+    /// The build checks configuration in effect (`# check=` or `BUILDKIT_DOCKERFILE_CHECK`).
+    pub checks: lint::CheckConfig,
 }
 
 /// A converted stage.
@@ -103,9 +109,16 @@ struct StageResult {
 }
 
 /// Parses `dockerfile` and converts the target stage (and what it needs) to LLB.
-pub fn convert(dockerfile: &str, opts: &ConvertOptions, resolver: &mut dyn ImageResolver) -> Result<Converted, ConvertError> {
+///
+/// Build checks run along the way; their warnings come back in [`Converted::warnings`].
+pub fn convert(
+    dockerfile: &str,
+    opts: &ConvertOptions,
+    resolver: &mut dyn ImageResolver,
+) -> Result<Converted, ConvertError> {
     let parsed = parser::parse(dockerfile)?;
     let (meta_args, stages) = instructions::parse_stages(&parsed.ast)?;
+    let checks = lint::CheckConfig::from_parse(&parsed, opts)?;
     let mut converter = Converter::new(opts, resolver, Lexer::new(parsed.escape_token), stages);
     converter.declare_global_args(&meta_args)?;
     let target = converter.target_index()?;
@@ -113,7 +126,36 @@ pub fn convert(dockerfile: &str, opts: &ConvertOptions, resolver: &mut dyn Image
     for (key, value) in &opts.labels {
         result.image.config.labels.insert(key.clone(), value.clone());
     }
-    Ok(Converted { state: result.state, image: result.image, target })
+    let mut warnings = lint::static_checks(&parsed);
+    warnings.extend(converter.warnings.take());
+    Ok(Converted {
+        state: result.state,
+        image: result.image,
+        target,
+        warnings: checks.filter(warnings),
+        checks,
+    })
+}
+
+/// Runs the build checks (`--call check`): the static rules plus those found while converting
+/// every stage, filtered by the `# check=` directive.
+pub fn check(
+    dockerfile: &str,
+    opts: &ConvertOptions,
+    resolver: &mut dyn ImageResolver,
+) -> Result<lint::Report, ConvertError> {
+    let parsed = parser::parse(dockerfile)?;
+    let (meta_args, stages) = instructions::parse_stages(&parsed.ast)?;
+    let checks = lint::CheckConfig::from_parse(&parsed, opts)?;
+    let count = stages.len();
+    let mut converter = Converter::new(opts, resolver, Lexer::new(parsed.escape_token), stages);
+    converter.declare_global_args(&meta_args)?;
+    for index in 0..count {
+        converter.convert_stage(index)?;
+    }
+    let mut warnings = lint::static_checks(&parsed);
+    warnings.extend(converter.warnings.take());
+    Ok(lint::Report { warnings: checks.filter(warnings), config: checks })
 }
 
 /// Conversion state shared by all stages.
@@ -124,6 +166,13 @@ struct Converter<'a> {
     stages: Vec<Stage>,
     /// Build args declared before the first FROM, with their values.
     global_args: Vec<(String, String)>,
+    /// Names of the build args declared before the first FROM (with or without a value), and
+    /// the predefined platform args.
+    global_declared: BTreeSet<String>,
+    /// Base images already resolved, by reference and platform.
+    resolved: HashMap<(String, Option<String>), ResolvedImage>,
+    /// Warnings found while expanding words (`UndefinedVar`, `UndefinedArgInFrom`).
+    warnings: RefCell<Vec<lint::Warning>>,
     /// Converted stages, by index.
     done: Vec<Option<StageResult>>,
     /// Stages being converted (to report cycles instead of looping).
@@ -143,6 +192,9 @@ impl<'a> Converter<'a> {
             lexer,
             stages,
             global_args: Vec::new(),
+            global_declared: BTreeSet::new(),
+            resolved: HashMap::new(),
+            warnings: RefCell::new(Vec::new()),
             done: vec![None; count],
             in_progress: vec![false; count],
             context: context.state(),
@@ -152,10 +204,12 @@ impl<'a> Converter<'a> {
     /// Evaluates the ARGs before the first FROM: build args override defaults.
     fn declare_global_args(&mut self, meta_args: &[instructions::MetaArg]) -> Result<(), ConvertError> {
         for (key, value) in predefined_args(self.opts.platform.as_ref()) {
+            self.global_declared.insert(key.clone());
             self.global_args.push((key, value));
         }
         for meta in meta_args {
             for arg in &meta.arg.args {
+                self.global_declared.insert(arg.key.clone());
                 let value = match (self.opts.build_args.get(&arg.key), &arg.value) {
                     (Some(given), _) => Some(given.clone()),
                     (None, Some(default)) => Some(self.expand_with(default, &self.global_args.clone(), meta.location)?),
@@ -169,10 +223,10 @@ impl<'a> Converter<'a> {
         Ok(())
     }
 
-    /// The stage to build: `--target` by name, else the last.
+    /// The stage to build: `--target` by name (never by index, as BuildKit), else the last.
     fn target_index(&self) -> Result<usize, ConvertError> {
         match &self.opts.target {
-            Some(target) => self.stage_by_name(target).ok_or_else(|| ConvertError {
+            Some(target) => self.stage_named(target).ok_or_else(|| ConvertError {
                 message: format!("target stage {target:?} could not be found"),
                 location: None,
             }),
@@ -183,13 +237,10 @@ impl<'a> Converter<'a> {
         }
     }
 
-    /// A stage by name (case-insensitive) or by index.
-    fn stage_by_name(&self, name: &str) -> Option<usize> {
+    /// A stage by name (case-insensitive).
+    fn stage_named(&self, name: &str) -> Option<usize> {
         let lower = name.to_ascii_lowercase();
-        self.stages
-            .iter()
-            .position(|s| s.name.as_deref() == Some(lower.as_str()))
-            .or_else(|| name.parse::<usize>().ok().filter(|i| *i < self.stages.len()))
+        self.stages.iter().position(|s| s.name.as_deref() == Some(lower.as_str()))
     }
 
     /// Converts stage `index`, converting the stages it depends on first.
@@ -199,7 +250,8 @@ impl<'a> Converter<'a> {
         }
         let location = self.stages[index].location;
         if self.in_progress[index] {
-            return Err(ConvertError::at(location, "circular dependency between stages"));
+            let name = self.stages[index].name.clone().unwrap_or_else(|| format!("stage-{index}"));
+            return Err(ConvertError::at(location, format!("circular dependency detected on stage: {name}")));
         }
         self.in_progress[index] = true;
         let stage = self.stages[index].clone();
@@ -213,26 +265,83 @@ impl<'a> Converter<'a> {
         Ok(result)
     }
 
-    /// Expands `word` with the variables in `env`.
-    fn expand_with(&self, word: &str, env: &[(String, String)], location: Location) -> Result<String, ConvertError> {
+    /// Expands `word` with the variables in `env`, reporting under `rule` the names it used
+    /// that are unset and not `declared`.
+    fn expand_checked(
+        &self,
+        word: &str,
+        env: &[(String, String)],
+        declared: &dyn Fn(&str) -> bool,
+        rule: &'static lint::Rule,
+        location: Location,
+    ) -> Result<String, ConvertError> {
+        let (value, _, unmatched) = self
+            .lexer
+            .process_word_with_matches(word, &env)
+            .map_err(|e| ConvertError::at(location, format!("failed to expand {word:?}: {e}")))?;
+        for name in unmatched.iter().filter(|n| !declared(n)) {
+            let known = env.iter().map(|(k, _)| k.as_str());
+            let warning = lint::Warning::undefined(rule, name, known, location);
+            self.warnings.borrow_mut().push(warning);
+        }
+        Ok(value)
+    }
+
+    /// Expands a word of a `FROM` line with the global build args.
+    fn expand_global(&self, word: &str, location: Location) -> Result<String, ConvertError> {
+        let declared = |name: &str| self.global_declared.contains(name);
+        let rule = &lint::UNDEFINED_ARG_IN_FROM;
+        self.expand_checked(word, &self.global_args, &declared, rule, location)
+    }
+
+    /// Expands `word` with the variables in `env` (no checks).
+    fn expand_with(
+        &self,
+        word: &str,
+        env: &[(String, String)],
+        location: Location,
+    ) -> Result<String, ConvertError> {
         self.lexer
             .process_word(word, &env)
             .map_err(|e| ConvertError::at(location, format!("failed to expand {word:?}: {e}")))
     }
 
-    /// Resolves a base image and pins it by digest.
-    fn resolve_image(&mut self, reference: &str, platform: Option<&Platform>, location: Location) -> Result<StageResult, ConvertError> {
-        let resolved = self
-            .resolver
-            .resolve(reference, platform)
-            .map_err(|e| ConvertError::at(location, format!("failed to resolve base image {reference:?}: {e}")))?;
+    /// Resolves a base image (once per reference and platform) and makes its source op, pinned
+    /// by digest, described as `description` and located at `location`.
+    fn resolve_image(
+        &mut self,
+        reference: &str,
+        platform: Option<&Platform>,
+        description: String,
+        location: Location,
+    ) -> Result<StageResult, ConvertError> {
+        let key = (reference.to_string(), platform.map(hoist_frontend_sdk::format_platform));
+        let resolved = match self.resolved.get(&key) {
+            Some(resolved) => resolved.clone(),
+            None => {
+                let resolved = self.resolver.resolve(reference, platform).map_err(|e| {
+                    let message = format!("failed to resolve base image {reference:?}: {e}");
+                    ConvertError::at(location, message)
+                })?;
+                self.resolved.insert(key, resolved.clone());
+                resolved
+            }
+        };
         let pinned = if resolved.canonical_ref.contains('@') {
             resolved.canonical_ref.clone()
         } else {
             format!("{}@{}", resolved.canonical_ref, resolved.digest)
         };
         let image = Image::parse(&resolved.config).map_err(|e| ConvertError::at(location, e))?;
-        let mut source = llb::image(pinned).description(format!("[internal] load {reference}"));
+        // An OCI layout named context resolves to `oci-layout://PATH@DIGEST`; the rest are images.
+        let source = if pinned.starts_with("oci-layout://") {
+            llb::source(pinned)
+        } else {
+            llb::image(pinned)
+        };
+        let mut source = source
+            .description(description)
+            .location(self.opts.filename.clone(), &[dispatch::lines(location)]);
         if let Some(p) = platform {
             source = source.platform(p.clone());
         }

@@ -5,24 +5,46 @@ use super::hoist::frontend::types as w;
 use hoist_llb as l;
 
 pub(crate) fn platform_from_wit(p: w::Platform) -> l::Platform {
-    l::Platform { os: p.os, architecture: p.architecture, variant: p.variant }
+    l::Platform {
+        os: p.os,
+        architecture: p.architecture,
+        variant: p.variant,
+    }
 }
 
 pub(crate) fn platform_to_wit(p: l::Platform) -> w::Platform {
-    w::Platform { os: p.os, architecture: p.architecture, variant: p.variant }
+    w::Platform {
+        os: p.os,
+        architecture: p.architecture,
+        variant: p.variant,
+    }
 }
 
 pub(crate) fn location_from_wit(loc: w::SourceLocation) -> l::SourceLocation {
     l::SourceLocation {
         file: loc.file,
-        ranges: loc.ranges.into_iter().map(|r| l::LineRange { start: r.start, end: r.end }).collect(),
+        ranges: loc
+            .ranges
+            .into_iter()
+            .map(|r| l::LineRange {
+                start: r.start,
+                end: r.end,
+            })
+            .collect(),
     }
 }
 
 pub(crate) fn location_to_wit(loc: l::SourceLocation) -> w::SourceLocation {
     w::SourceLocation {
         file: loc.file,
-        ranges: loc.ranges.into_iter().map(|r| w::LineRange { start: r.start, end: r.end }).collect(),
+        ranges: loc
+            .ranges
+            .into_iter()
+            .map(|r| w::LineRange {
+                start: r.start,
+                end: r.end,
+            })
+            .collect(),
     }
 }
 
@@ -39,11 +61,17 @@ pub(crate) fn stat_to_wit(s: crate::FileStat) -> w::FileStat {
 }
 
 fn ref_from(r: w::OpRef) -> l::OpRef {
-    l::OpRef { op: r.op, output: r.output }
+    l::OpRef {
+        op: r.op,
+        output: r.output,
+    }
 }
 
 fn ref_to(r: l::OpRef) -> w::OpRef {
-    w::OpRef { op: r.op, output: r.output }
+    w::OpRef {
+        op: r.op,
+        output: r.output,
+    }
 }
 
 fn owner_from(o: w::OwnerId) -> l::OwnerId {
@@ -61,11 +89,17 @@ fn owner_to(o: l::OwnerId) -> w::OwnerId {
 }
 
 fn chown_from(c: w::Chown) -> l::Chown {
-    l::Chown { user: c.user.map(owner_from), group: c.group.map(owner_from) }
+    l::Chown {
+        user: c.user.map(owner_from),
+        group: c.group.map(owner_from),
+    }
 }
 
 fn chown_to(c: l::Chown) -> w::Chown {
-    w::Chown { user: c.user.map(owner_to), group: c.group.map(owner_to) }
+    w::Chown {
+        user: c.user.map(owner_to),
+        group: c.group.map(owner_to),
+    }
 }
 
 fn mount_kind_from(k: w::MountKind) -> l::MountKind {
@@ -280,9 +314,9 @@ fn kind_from(k: w::OpKind) -> l::OpKind {
             base: f.base.map(ref_from),
             actions: f.actions.into_iter().map(action_from).collect(),
         }),
-        w::OpKind::Merge(m) => {
-            l::OpKind::Merge(l::MergeOp { inputs: m.inputs.into_iter().map(ref_from).collect() })
-        }
+        w::OpKind::Merge(m) => l::OpKind::Merge(l::MergeOp {
+            inputs: m.inputs.into_iter().map(ref_from).collect(),
+        }),
         w::OpKind::Diff(d) => l::OpKind::Diff(l::DiffOp {
             lower: d.lower.map(ref_from),
             upper: ref_from(d.upper),
@@ -304,9 +338,9 @@ fn kind_to(k: l::OpKind) -> w::OpKind {
             base: f.base.map(ref_to),
             actions: f.actions.into_iter().map(action_to).collect(),
         }),
-        l::OpKind::Merge(m) => {
-            w::OpKind::Merge(w::MergeOp { inputs: m.inputs.into_iter().map(ref_to).collect() })
-        }
+        l::OpKind::Merge(m) => w::OpKind::Merge(w::MergeOp {
+            inputs: m.inputs.into_iter().map(ref_to).collect(),
+        }),
         l::OpKind::Diff(d) => w::OpKind::Diff(w::DiffOp {
             lower: d.lower.map(ref_to),
             upper: ref_to(d.upper),

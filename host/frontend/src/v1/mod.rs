@@ -34,8 +34,7 @@ use hoist::frontend::gateway::{
     self as gw, FileStat, ReadRange, SolveRequest, SolveResponse, SolveTarget,
 };
 use hoist::frontend::types::{
-    self as wit, Definition as WitDefinition, ImageConfig, LogLevel, Platform, ResolveMode,
-    Warning,
+    self as wit, Definition as WitDefinition, ImageConfig, LogLevel, Platform, ResolveMode, Warning,
 };
 
 /// Most references a frontend may hold at once: each is a table slot and an engine handle.
@@ -51,11 +50,17 @@ pub struct RefHandle {
 pub(crate) const MAJOR: u64 = 1;
 
 fn err(message: impl Into<String>) -> WitError {
-    WitError { message: message.into(), location: None }
+    WitError {
+        message: message.into(),
+        location: None,
+    }
 }
 
 fn gateway_err(e: crate::GatewayError) -> WitError {
-    WitError { message: e.message, location: e.location.map(convert::location_to_wit) }
+    WitError {
+        message: e.message,
+        location: e.location.map(convert::location_to_wit),
+    }
 }
 
 impl HostState {
@@ -84,7 +89,10 @@ impl HostState {
 
     /// Takes a reference handed back by the frontend out of the table.
     pub(crate) fn take_ref(&mut self, r: Resource<RefHandle>) -> Result<RefId, String> {
-        let h = self.table.delete(r).map_err(|e| format!("invalid reference: {e}"))?;
+        let h = self
+            .table
+            .delete(r)
+            .map_err(|e| format!("invalid reference: {e}"))?;
         self.live_refs = self.live_refs.saturating_sub(1);
         Ok(h.id)
     }
@@ -130,7 +138,10 @@ impl gw::Host for HostState {
                 let solved = timed(self, gateway.solve(def, request.evaluate)).await;
                 let id = solved.map_err(gateway_err)?;
                 let reference = id.map(|id| self.push_ref(id)).transpose()?;
-                Ok(SolveResponse { reference, image_config: None })
+                Ok(SolveResponse {
+                    reference,
+                    image_config: None,
+                })
             }
             SolveTarget::Frontend(req) => {
                 let inputs = req
@@ -138,11 +149,17 @@ impl gw::Host for HostState {
                     .into_iter()
                     .map(|(name, def)| Ok((name, validated(def)?)))
                     .collect::<Result<Vec<_>, WitError>>()?;
-                let solved =
-                    timed(self, gateway.solve_frontend(req.source, req.options, inputs)).await;
+                let solved = timed(
+                    self,
+                    gateway.solve_frontend(req.source, req.options, inputs),
+                )
+                .await;
                 let solved = solved.map_err(gateway_err)?;
                 let reference = solved.reference.map(|id| self.push_ref(id)).transpose()?;
-                Ok(SolveResponse { reference, image_config: solved.image_config })
+                Ok(SolveResponse {
+                    reference,
+                    image_config: solved.image_config,
+                })
             }
         }
     }
@@ -160,9 +177,17 @@ impl gw::Host for HostState {
             ResolveMode::Pull => crate::ResolveMode::Pull,
             ResolveMode::Local => crate::ResolveMode::Local,
         };
-        let resolved = timed(self, gateway.resolve_image_config(reference, platform, mode)).await;
+        let resolved = timed(
+            self,
+            gateway.resolve_image_config(reference, platform, mode),
+        )
+        .await;
         let r = resolved.map_err(gateway_err)?;
-        Ok(ImageConfig { canonical_ref: r.canonical_ref, digest: r.digest, config: r.config })
+        Ok(ImageConfig {
+            canonical_ref: r.canonical_ref,
+            digest: r.digest,
+            config: r.config,
+        })
     }
 
     async fn inputs(&mut self) -> Vec<(String, WitDefinition)> {
@@ -238,7 +263,10 @@ impl gw::HostReference for HostState {
     ) -> Result<Vec<FileStat>, WitError> {
         let id = self.ref_id(&reference)?;
         let path = checked_path(&path)?;
-        if include_pattern.as_ref().is_some_and(|p| p.len() > MAX_PATH_BYTES) {
+        if include_pattern
+            .as_ref()
+            .is_some_and(|p| p.len() > MAX_PATH_BYTES)
+        {
             return Err(err(format!(
                 "include pattern is longer than {MAX_PATH_BYTES} bytes (MAX_PATH_BYTES)"
             )));
@@ -295,7 +323,9 @@ pub(crate) fn build_output(
     for p in result.platforms {
         let reference = match p.reference {
             Some(r) => Some(
-                state.take_ref(r).map_err(|reason| crate::Error::InvalidResult { reason })?,
+                state
+                    .take_ref(r)
+                    .map_err(|reason| crate::Error::InvalidResult { reason })?,
             ),
             None => None,
         };
@@ -305,7 +335,10 @@ pub(crate) fn build_output(
             image_config: p.image_config,
         });
     }
-    Ok(crate::BuildOutput { platforms, metadata: result.metadata })
+    Ok(crate::BuildOutput {
+        platforms,
+        metadata: result.metadata,
+    })
 }
 
 /// Converts a frontend's build error.

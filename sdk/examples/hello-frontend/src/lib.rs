@@ -23,11 +23,11 @@ pub fn plan(greeting: &str) -> State {
         .description("[2/3] RUN echo built > /built")
         .location("Hellofile", &[(2, 2)])
         .root()
-        .file(
-            mkdir("/app", 0o755)
-                .parents(true)
-                .then(mkfile("/app/greeting", 0o644, format!("{greeting}\n"))),
-        )
+        .file(mkdir("/app", 0o755).parents(true).then(mkfile(
+            "/app/greeting",
+            0o644,
+            format!("{greeting}\n"),
+        )))
         .description("[3/3] WRITE /app/greeting")
 }
 
@@ -35,7 +35,10 @@ pub fn plan(greeting: &str) -> State {
 pub fn config(greeting: &str) -> ImageConfig {
     let mut config = ImageConfig::new(None);
     config
-        .set_env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        .set_env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        )
         .set_env("GREETING", greeting)
         .set_cmd(&["cat", "/app/greeting"]);
     config
@@ -45,9 +48,15 @@ impl Frontend for Hello {
     fn build(options: Options) -> Result<BuildResult, Error> {
         let greeting = options.build_arg("GREETING").unwrap_or("hello");
         let state = plan(greeting);
-        hoist_frontend_sdk::log(hoist_frontend_sdk::LogLevel::Info, "hello-frontend: solving");
+        hoist_frontend_sdk::log(
+            hoist_frontend_sdk::LogLevel::Info,
+            "hello-frontend: solving",
+        );
         let result = solve(&state.definition())?;
-        Ok(BuildResult::single(result, Some(config(greeting).to_json())))
+        Ok(BuildResult::single(
+            result,
+            Some(config(greeting).to_json()),
+        ))
     }
 }
 
@@ -80,6 +89,9 @@ mod tests {
     fn config_has_env_and_cmd() {
         let json = config("hi").to_json();
         assert!(json.contains("\"GREETING=hi\""), "{json}");
-        assert!(json.contains("\"Cmd\":[\"cat\",\"/app/greeting\"]"), "{json}");
+        assert!(
+            json.contains("\"Cmd\":[\"cat\",\"/app/greeting\"]"),
+            "{json}"
+        );
     }
 }

@@ -16,4 +16,7 @@ impl Guest for Future {
     }
 }
 
-bindings::export!(Future with_types_in bindings);
+#[allow(unsafe_code, reason = "wit-bindgen's export glue is unsafe extern fns")]
+const _: () = {
+    bindings::export!(Future with_types_in bindings);
+};

@@ -1,7 +1,7 @@
 //! A frontend that misbehaves on purpose; option `mode` picks how. Each mode must end in a clear
 //! error on the host while the host keeps serving other builds.
 
-use hoist_frontend_sdk::types::{Definition, Op, OpKind, OpRef, FileOp, SourceOp};
+use hoist_frontend_sdk::types::{Definition, FileOp, Op, OpKind, OpRef, SourceOp};
 use hoist_frontend_sdk::{
     export_frontend, image, solve, BuildResult, Error, Frontend, Options, Ref,
 };
@@ -27,7 +27,13 @@ fn source(identifier: &str) -> Op {
 
 fn file_on(base: u32) -> Op {
     Op {
-        kind: OpKind::File(FileOp { base: Some(OpRef { op: base, output: 0 }), actions: vec![] }),
+        kind: OpKind::File(FileOp {
+            base: Some(OpRef {
+                op: base,
+                output: 0,
+            }),
+            actions: vec![],
+        }),
         platform: None,
         description: None,
         ignore_cache: false,
@@ -78,7 +84,10 @@ impl Frontend for Hostile {
                 Ok(BuildResult::new().with_metadata("read", data))
             }
             "read-range" => {
-                let len: u64 = options.get("length").and_then(|l| l.parse().ok()).unwrap_or(0);
+                let len: u64 = options
+                    .get("length")
+                    .and_then(|l| l.parse().ok())
+                    .unwrap_or(0);
                 let data = context()?.read_file_range("/Dockerfile", 0, len)?;
                 Ok(BuildResult::new().with_metadata("read", data))
             }

@@ -1,0 +1,177 @@
+//! Frontend host benchmark: cold load (compile), warm load (compiled file on disk), in-memory
+//! load, instantiate-only, and the `build()` round trip of `sdk/examples/hello-frontend`.
+//!
+//! Run: `cargo run --release -p hoist-frontend-host --example bench_frontend [ITERATIONS]`.
+//! Figures are printed, never asserted. Targets: warm bytes-on-disk → `build()` returned under
+//! 5 ms; instantiate under 1 ms.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use hoist_frontend_host::test_support::build_guest;
+use hoist_frontend_host::{
+    FileStat, FrontendEvent, FrontendHost, FrontendSolved, Gateway, GatewayError, HostConfig,
+    RefId, RefReader, ResolveMode, ResolvedImageConfig, Solver,
+};
+use hoist_llb::{Definition, Platform};
+
+/// Answers every solve at once; the benchmark measures the host, not an engine.
+struct NullGateway;
+
+#[async_trait]
+impl Solver for NullGateway {
+    async fn solve(&self, _def: Definition, _eval: bool) -> Result<Option<RefId>, GatewayError> {
+        Ok(Some("ref".into()))
+    }
+
+    async fn solve_frontend(
+        &self,
+        _source: String,
+        _options: Vec<(String, String)>,
+        _inputs: Vec<(String, Definition)>,
+    ) -> Result<FrontendSolved, GatewayError> {
+        Ok(FrontendSolved::default())
+    }
+
+    async fn resolve_image_config(
+        &self,
+        reference: String,
+        _platform: Option<Platform>,
+        _mode: ResolveMode,
+    ) -> Result<ResolvedImageConfig, GatewayError> {
+        Ok(ResolvedImageConfig {
+            canonical_ref: reference,
+            digest: String::new(),
+            config: "{}".into(),
+        })
+    }
+}
+
+#[async_trait]
+impl RefReader for NullGateway {
+    async fn read_file(
+        &self,
+        _r: &RefId,
+        p: &str,
+        _o: u64,
+        _l: u64,
+    ) -> Result<Vec<u8>, GatewayError> {
+        Err(GatewayError::not_found(p))
+    }
+
+    async fn read_dir(
+        &self,
+        _r: &RefId,
+        _p: &str,
+        _pattern: Option<&str>,
+        _limit: usize,
+    ) -> Result<Vec<FileStat>, GatewayError> {
+        Ok(Vec::new())
+    }
+
+    async fn stat(&self, _r: &RefId, p: &str) -> Result<FileStat, GatewayError> {
+        Err(GatewayError::not_found(p))
+    }
+}
+
+impl Gateway for NullGateway {
+    fn inputs(&self) -> Vec<(String, Definition)> {
+        Vec::new()
+    }
+
+    fn report(&self, _event: FrontendEvent) {}
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:>9.3} ms", d.as_secs_f64() * 1e3)
+}
+
+fn stats(mut v: Vec<Duration>) -> (Duration, Duration, Duration) {
+    v.sort();
+    let p = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+    (p(0.0), p(0.5), p(0.95))
+}
+
+fn row(name: &str, v: Vec<Duration>) {
+    let (min, med, p95) = stats(v);
+    println!(
+        "{name:<44} min {}  median {}  p95 {}",
+        ms(min),
+        ms(med),
+        ms(p95)
+    );
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let iterations: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(200);
+    let wasm = build_guest("hello-frontend").unwrap_or_else(|e| panic!("{e}"));
+    let bytes = std::fs::read(&wasm).unwrap();
+    let gateway: Arc<dyn Gateway> = Arc::new(NullGateway);
+    let options = || vec![("build-arg:GREETING".to_string(), "bench".to_string())];
+
+    // Cold: empty cache directory, so the component is compiled and written.
+    let mut cold = Vec::new();
+    for _ in 0..3 {
+        let dir = tempfile::tempdir().unwrap();
+        let t = Instant::now();
+        let host = FrontendHost::new(HostConfig::new(dir.path())).unwrap();
+        host.load(&bytes).unwrap();
+        cold.push(t.elapsed());
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    FrontendHost::new(HostConfig::new(dir.path()))
+        .unwrap()
+        .load(&bytes)
+        .unwrap();
+    let cwasm_size: u64 = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+
+    // Warm: a new host (as a new process would have) maps the compiled file.
+    let mut warm_load = Vec::new();
+    let mut warm_to_built = Vec::new();
+    for _ in 0..iterations.min(50) {
+        let host = FrontendHost::new(HostConfig::new(dir.path())).unwrap();
+        let t = Instant::now();
+        let f = host.load(&bytes).unwrap();
+        warm_load.push(t.elapsed());
+        f.build(options(), gateway.clone()).await.unwrap();
+        warm_to_built.push(t.elapsed());
+    }
+
+    let host = FrontendHost::new(HostConfig::new(dir.path())).unwrap();
+    let f = host.load(&bytes).unwrap();
+    let mut mem_load = Vec::new();
+    let mut inst = Vec::new();
+    let mut build = Vec::new();
+    for _ in 0..iterations {
+        let t = Instant::now();
+        host.load(&bytes).unwrap();
+        mem_load.push(t.elapsed());
+        let t = Instant::now();
+        f.instantiate(gateway.clone()).await.unwrap();
+        inst.push(t.elapsed());
+        let t = Instant::now();
+        f.build(options(), gateway.clone()).await.unwrap();
+        build.push(t.elapsed());
+    }
+
+    println!(
+        "hello-frontend component: {} bytes; compiled (.cwasm): {cwasm_size} bytes",
+        bytes.len()
+    );
+    println!("iterations: {iterations}");
+    row("cold load (new host + compile + cache write)", cold);
+    row("warm load (new host, compiled file on disk)", warm_load);
+    row("warm bytes-on-disk -> build() returned", warm_to_built);
+    row("in-memory load (same host, digest hit)", mem_load);
+    row("instantiate only", inst);
+    row("build() round trip (instantiate + build)", build);
+}
