@@ -12,3 +12,11 @@ mod util;
 mod harness;
 // The command line: flags, usage errors, help, completions.
 mod cli;
+// What a build puts in an image, and every exporter.
+mod image;
+// The build cache: what runs again and what does not.
+mod cache;
+// Failed builds: exit codes, messages, the build context's boundary.
+mod errors;
+// Multi-stage, targets, build args, --call, cache and secret mounts.
+mod multistage;

@@ -740,3 +740,159 @@ pub fn line_diff(expected: &str, got: &str) -> String {
     }
     out
 }
+
+// ---------------------------------------------------------------------------------------------
+// Builds: Dockerfiles on the busybox base, exported and checked from the outside
+
+/// A `hoist build .` in `dir` of `dockerfile` (written to `Dockerfile` in the working directory),
+/// with the named context `busybox` bound to the fixture image, this Dir's state directory and
+/// `--progress=rawjson`; callers add outputs and flags.
+pub fn build_cmd(dir: &Dir, dockerfile: &str) -> TestCommand {
+    dir.write_file("Dockerfile", dockerfile);
+    let mut cmd = dir.command();
+    cmd.args(["build", ".", "-f", "Dockerfile", "--progress=rawjson", "--state-dir"])
+        .arg(dir.state_dir())
+        .arg("--build-context")
+        .arg(format!("busybox={}", busybox_image().oci_layout_ref()));
+    cmd
+}
+
+/// Builds `dockerfile` in `dir` (plus `extra` flags) to an OCI archive at `<dir>/<name>.tar`,
+/// panicking on failure; returns the archive path and the build's steps.
+pub fn build_oci(dir: &Dir, name: &str, dockerfile: &str, extra: &[&str]) -> (PathBuf, Steps) {
+    let archive = dir.join(format!("{name}.tar"));
+    let out = build_cmd(dir, dockerfile)
+        .args(extra)
+        .arg("-o")
+        .arg(format!("type=oci,dest={}", archive.display()))
+        .output();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "hoist build failed ({}):\n{dockerfile}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        Steps::parse(&stderr).readable(&stderr),
+    );
+    assert!(archive.is_file(), "build succeeded but wrote no {}", archive.display());
+    (archive, Steps::parse(&stderr))
+}
+
+/// Builds like [`build_oci`] and unpacks the image with umoci; returns the rootfs and the archive.
+pub fn build_rootfs(dir: &Dir, name: &str, dockerfile: &str, extra: &[&str]) -> (PathBuf, PathBuf) {
+    let (archive, _) = build_oci(dir, name, dockerfile, extra);
+    let rootfs = unpack_oci_archive(&archive, &dir.join(format!("{name}-unpacked")));
+    (rootfs, archive)
+}
+
+/// The manifest digest `skopeo inspect` reports for an OCI archive.
+pub fn archive_digest(archive: &Path) -> String {
+    let info = skopeo_inspect(&format!("oci-archive:{}", archive.display()), &[]);
+    info["Digest"].as_str().unwrap_or_else(|| panic!("no Digest in {info:#}")).to_string()
+}
+
+/// What a `--progress=rawjson` stream says about a build's steps, in order of events.
+#[derive(Debug, Default, Clone)]
+pub struct Steps {
+    /// Names of vertices that started executing.
+    pub executed: Vec<String>,
+    /// Names of vertices answered from the cache.
+    pub cached: Vec<String>,
+    /// Names of vertices that failed, with their errors.
+    pub failed: Vec<(String, String)>,
+    /// Log output of all vertices, decoded, by vertex name.
+    pub logs: Vec<(String, String)>,
+}
+
+impl Steps {
+    /// Parses the solver events of a rawjson stream; other lines are ignored.
+    pub fn parse(stderr: &str) -> Steps {
+        let mut steps = Steps::default();
+        let mut names: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+        for line in stderr.lines() {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+            if v["kind"] != "solver" {
+                continue;
+            }
+            let ev = &v["event"];
+            let vertex = ev["vertex"].as_str().unwrap_or_default().to_string();
+            let name = ev["name"].as_str().unwrap_or_default().to_string();
+            if !name.is_empty() {
+                names.insert(vertex.clone(), name.clone());
+            }
+            match ev["type"].as_str() {
+                Some("vertex-started") => steps.executed.push(name),
+                Some("vertex-cached") => steps.cached.push(name),
+                Some("vertex-failed") => steps.failed.push((name, ev["error"].as_str().unwrap_or_default().to_string())),
+                Some("log") => {
+                    let data = base64_decode(ev["data"].as_str().unwrap_or_default());
+                    let who = names.get(&vertex).cloned().unwrap_or(vertex);
+                    steps.logs.push((who, String::from_utf8_lossy(&data).into_owned()));
+                }
+                _ => {}
+            }
+        }
+        steps
+    }
+
+    /// Names of executed steps containing `needle`.
+    pub fn executed_matching(&self, needle: &str) -> Vec<&str> {
+        self.executed.iter().filter(|n| n.contains(needle)).map(String::as_str).collect()
+    }
+
+    /// Names of cached steps containing `needle`.
+    pub fn cached_matching(&self, needle: &str) -> Vec<&str> {
+        self.cached.iter().filter(|n| n.contains(needle)).map(String::as_str).collect()
+    }
+
+    /// All log output, concatenated.
+    pub fn all_logs(&self) -> String {
+        self.logs.iter().map(|(_, text)| text.as_str()).collect()
+    }
+
+    /// A summary for panic messages: steps executed and cached, then the non-JSON stderr lines.
+    pub fn readable(&self, stderr: &str) -> String {
+        let plain: Vec<&str> = stderr.lines().filter(|l| !l.starts_with('{')).collect();
+        format!(
+            "executed: {:#?}\ncached: {:#?}\nfailed: {:#?}\nlogs:\n{}\nother stderr:\n{}",
+            self.executed,
+            self.cached,
+            self.failed,
+            self.all_logs(),
+            plain.join("\n")
+        )
+    }
+}
+
+/// Decodes standard base64 (with or without padding); the tests' only use is rawjson log data.
+pub fn base64_decode(text: &str) -> Vec<u8> {
+    let value = |c: u8| -> Option<u32> {
+        match c {
+            b'A'..=b'Z' => Some(u32::from(c - b'A')),
+            b'a'..=b'z' => Some(u32::from(c - b'a') + 26),
+            b'0'..=b'9' => Some(u32::from(c - b'0') + 52),
+            b'+' => Some(62),
+            b'/' => Some(63),
+            _ => None,
+        }
+    };
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in text.bytes().filter_map(value) {
+        acc = (acc << 6) | c;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push(((acc >> bits) & 0xff) as u8);
+        }
+    }
+    out
+}
+
+/// `stat` of a path inside an unpacked rootfs without following a final symlink:
+/// (mode with file type bits, uid, gid, inode, link count).
+pub fn lstat(path: &Path) -> (u32, u32, u32, u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::symlink_metadata(path).unwrap_or_else(|e| panic!("lstat {}: {e}", path.display()));
+    (m.mode(), m.uid(), m.gid(), m.ino(), m.nlink())
+}

@@ -159,30 +159,39 @@ pub mod __private {
 
 /// Exports a [`Frontend`] implementation as the component's `builder` interface.
 ///
-/// Invoke once, at the top level of the frontend's `cdylib` crate.
+/// Invoke once, at the top level of the frontend's `cdylib` crate. On non-wasm targets it only
+/// checks that the type implements [`Frontend`]: the export glue (symbols named after the WIT
+/// interface) exists only in the component, so the crate still links natively for unit tests.
 #[macro_export]
 macro_rules! export_frontend {
     ($frontend:ty) => {
+        #[cfg(target_arch = "wasm32")]
         #[allow(unsafe_code, reason = "wit-bindgen's export glue is unsafe extern fns")]
         const _: () = {
-        #[doc(hidden)]
-        struct __HoistFrontendExport;
+            #[doc(hidden)]
+            struct __HoistFrontendExport;
 
-        impl $crate::bindings::exports::hoist::frontend::builder::Guest for __HoistFrontendExport {
-            fn build(
-                options: ::std::vec::Vec<(::std::string::String, ::std::string::String)>,
-            ) -> ::std::result::Result<
-                $crate::bindings::exports::hoist::frontend::builder::BuildResult,
-                $crate::Error,
-            > {
-                $crate::__private::run::<$frontend>(options)
+            impl $crate::bindings::exports::hoist::frontend::builder::Guest
+                for __HoistFrontendExport
+            {
+                fn build(
+                    options: ::std::vec::Vec<(::std::string::String, ::std::string::String)>,
+                ) -> ::std::result::Result<
+                    $crate::bindings::exports::hoist::frontend::builder::BuildResult,
+                    $crate::Error,
+                > {
+                    $crate::__private::run::<$frontend>(options)
+                }
             }
-        }
 
-        $crate::bindings::__export_frontend_world!(
-            __HoistFrontendExport with_types_in $crate::bindings
-        );
+            $crate::bindings::__export_frontend_world!(
+                __HoistFrontendExport with_types_in $crate::bindings
+            );
         };
+
+        #[cfg(not(target_arch = "wasm32"))]
+        const _: fn($crate::Options) -> ::std::result::Result<$crate::BuildResult, $crate::Error> =
+            <$frontend as $crate::Frontend>::build;
     };
 }
 

@@ -1,66 +1,131 @@
 //! The component's export: reads the Dockerfile and .dockerignore through the gateway, converts,
-//! solves, and answers subrequests (`outline`, `targets`).
+//! reports build-check warnings, solves, and answers subrequests (`outline`, `targets`, `check`).
 //!
 //! Like BuildKit, the Dockerfile comes from the `dockerfile` local context (only the file and
 //! its `NAME.dockerignore` are transferred) and the ignore rules from `.dockerignore` of the
 //! `context` local context.
 
 use hoist_frontend_sdk::types::{Platform, ResolveMode};
-#[cfg(target_arch = "wasm32")]
-use hoist_frontend_sdk::export_frontend;
-use hoist_frontend_sdk::{local, solve, BuildResult, Error, Frontend, Options, Ref};
+use hoist_frontend_sdk::{local, solve, BuildResult, Error, Frontend, Options, Ref, Warning};
 
-use crate::convert::{self, ConvertError, ConvertOptions, ImageResolver, ResolvedImage};
+use crate::convert::{self, lint, ConvertError, ConvertOptions, ImageResolver, ResolvedImage};
 use crate::subrequest;
 
 /// The Dockerfile frontend.
 pub struct DockerfileFrontend;
 
-// Exported only in the component: a native cdylib cannot carry WIT-named symbols.
+/// The component export, only in the component: a native cdylib cannot carry WIT-named symbols.
+///
+/// This spells out what `hoist_frontend_sdk::export_frontend!` expands to because that macro
+/// now emits `#[allow(unsafe_code)]`, which a crate under `#![forbid(unsafe_code)]` rejects
+/// (E0453); the generated glue itself is an external macro expansion, which `forbid` accepts.
+/// Switch back to `export_frontend!(DockerfileFrontend)` once the macro drops the `allow`.
 #[cfg(target_arch = "wasm32")]
-export_frontend!(DockerfileFrontend);
+mod export {
+    use hoist_frontend_sdk::bindings::exports::hoist::frontend::builder;
+
+    /// The type the generated export glue calls.
+    struct Export;
+
+    impl builder::Guest for Export {
+        fn build(
+            options: Vec<(String, String)>,
+        ) -> Result<builder::BuildResult, hoist_frontend_sdk::Error> {
+            hoist_frontend_sdk::__private::run::<super::DockerfileFrontend>(options)
+        }
+    }
+
+    hoist_frontend_sdk::bindings::__export_frontend_world!(
+        Export with_types_in hoist_frontend_sdk::bindings
+    );
+}
 
 impl Frontend for DockerfileFrontend {
     fn build(options: Options) -> Result<BuildResult, Error> {
         let filename = options.filename().to_string();
         let (dockerfile, excludes) = read_inputs(&filename)?;
-        if let Some(request) = options.request_id() {
-            return subrequest::answer(request, &dockerfile, &filename, &options);
-        }
-        let platform = options.platforms()?.into_iter().next();
         let opts = ConvertOptions {
             filename: filename.clone(),
             build_args: options.build_args(),
             target: options.target().map(str::to_string),
             labels: options.labels(),
-            platform: platform.clone(),
+            platform: options.platforms()?.into_iter().next(),
             named_contexts: options.named_contexts(),
             excludes,
             no_cache: options.no_cache(),
         };
+        if let Some(request) = options.request_id() {
+            return subrequest::answer(request, &dockerfile, &opts, &mut GatewayResolver);
+        }
         let converted = convert::convert(&dockerfile, &opts, &mut GatewayResolver)
             .map_err(|e| located(e, &filename))?;
-        let reference = if converted.state.is_scratch() { Ref::empty() } else { solve(&converted.state.definition())? };
-        Ok(BuildResult::single(reference, Some(converted.image.to_json())))
+        report_warnings(&converted.warnings, &filename);
+        if let Some(error) = converted.checks.error_for(&converted.warnings) {
+            return Err(located(error, &filename));
+        }
+        let reference = if converted.state.is_scratch() {
+            Ref::empty()
+        } else {
+            solve(&converted.state.definition())?
+        };
+        Ok(BuildResult::single(
+            reference,
+            Some(converted.image.to_json()),
+        ))
+    }
+}
+
+/// Shows build-check warnings to the user through the gateway (only in the component: natively
+/// there is no host to tell).
+fn report_warnings(warnings: &[lint::Warning], filename: &str) {
+    for w in warnings {
+        let warning = gateway_warning(w, filename);
+        #[cfg(target_arch = "wasm32")]
+        hoist_frontend_sdk::warn(&warning);
+        #[cfg(not(target_arch = "wasm32"))]
+        drop(warning);
+    }
+}
+
+/// A build-check warning as the WIT record: the detail as the message, the rule's description
+/// as the detail line.
+pub(crate) fn gateway_warning(w: &lint::Warning, filename: &str) -> Warning {
+    let lines = (clamp(w.location.start_line), clamp(w.location.end_line));
+    Warning {
+        rule: Some(w.rule.to_string()),
+        message: w.detail.clone(),
+        detail: vec![w.description.to_string()],
+        url: Some(w.url.clone()),
+        location: Some(hoist_frontend_sdk::location(filename, &[lines])),
     }
 }
 
 /// Reads the Dockerfile and the context's ignore patterns.
 fn read_inputs(filename: &str) -> Result<(String, Vec<String>), Error> {
     let ignore_name = format!("{filename}.dockerignore");
-    let dockerfile_dir = local("dockerfile").include([filename.to_string(), ignore_name.clone()]).description("[internal] load build definition from Dockerfile");
+    let dockerfile_dir = local("dockerfile")
+        .include([filename.to_string(), ignore_name.clone()])
+        .description("[internal] load build definition from Dockerfile");
     let files = solve(&dockerfile_dir.state().definition())?;
-    let text = files
-        .read_file(filename)
-        .map_err(|e| Error::new(format!("failed to read the Dockerfile {filename:?}: {}", e.message)))?;
-    let dockerfile = String::from_utf8(text).map_err(|_| Error::new(format!("{filename} is not valid UTF-8")))?;
+    let text = files.read_file(filename).map_err(|e| {
+        Error::new(format!(
+            "failed to read the Dockerfile {filename:?}: {}",
+            e.message
+        ))
+    })?;
+    let dockerfile = String::from_utf8(text)
+        .map_err(|_| Error::new(format!("{filename} is not valid UTF-8")))?;
 
     // A Dockerfile-specific ignore file wins over the context's .dockerignore.
     let ignore = match files.read_file(&ignore_name) {
         Ok(bytes) => Some(bytes),
         Err(_) => {
-            let context = local("context").include([".dockerignore"]).description("[internal] load .dockerignore");
-            solve(&context.state().definition())?.read_file(".dockerignore").ok()
+            let context = local("context")
+                .include([".dockerignore"])
+                .description("[internal] load .dockerignore");
+            solve(&context.state().definition())?
+                .read_file(".dockerignore")
+                .ok()
         }
     };
     let excludes = match ignore {
@@ -87,8 +152,18 @@ fn clamp(n: usize) -> u32 {
 struct GatewayResolver;
 
 impl ImageResolver for GatewayResolver {
-    fn resolve(&mut self, reference: &str, platform: Option<&Platform>) -> Result<ResolvedImage, String> {
-        let resolved = hoist_frontend_sdk::resolve_image_config(reference, platform, ResolveMode::Default).map_err(|e| e.message)?;
-        Ok(ResolvedImage { canonical_ref: resolved.canonical_ref, digest: resolved.digest, config: resolved.config })
+    fn resolve(
+        &mut self,
+        reference: &str,
+        platform: Option<&Platform>,
+    ) -> Result<ResolvedImage, String> {
+        let resolved =
+            hoist_frontend_sdk::resolve_image_config(reference, platform, ResolveMode::Default)
+                .map_err(|e| e.message)?;
+        Ok(ResolvedImage {
+            canonical_ref: resolved.canonical_ref,
+            digest: resolved.digest,
+            config: resolved.config,
+        })
     }
 }

@@ -1,24 +1,49 @@
-//! Subrequests (`docker buildx build --call`): `outline` and `targets` answer questions about the
-//! Dockerfile without building it. Answers are JSON under `result.json` and text under
+//! Subrequests (`docker buildx build --call`): `outline`, `targets` and `check` answer questions
+//! about the Dockerfile without building it. Answers are JSON under `result.json` and text under
 //! `result.txt`, as BuildKit returns them.
 
-use hoist_frontend_sdk::{BuildResult, Error, Options};
+use hoist_frontend_sdk::{BuildResult, Error};
 use serde_json::{json, Value};
 
+use crate::component::located;
+use crate::convert::{self, ConvertOptions, ImageResolver};
 use crate::instructions::{self, Instruction, Stage};
 use crate::parser;
 
-/// Answers the subrequest `request` (`frontend.outline`, `frontend.targets`).
-pub fn answer(request: &str, dockerfile: &str, filename: &str, options: &Options) -> Result<BuildResult, Error> {
-    let parsed = parser::parse(dockerfile).map_err(|e| crate::component::located(e.into(), filename))?;
-    let (meta_args, stages) = instructions::parse_stages(&parsed.ast).map_err(|e| crate::component::located(e.into(), filename))?;
+/// Answers the subrequest `request` (`frontend.outline`, `frontend.targets`, `frontend.lint`);
+/// `check` resolves base images through `resolver`, as their `ENV` matters to `UndefinedVar`.
+pub fn answer(
+    request: &str,
+    dockerfile: &str,
+    opts: &ConvertOptions,
+    resolver: &mut dyn ImageResolver,
+) -> Result<BuildResult, Error> {
+    let filename = opts.filename.as_str();
+    let parsed = parser::parse(dockerfile).map_err(|e| located(e.into(), filename))?;
+    let (meta_args, stages) =
+        instructions::parse_stages(&parsed.ast).map_err(|e| located(e.into(), filename))?;
     let (json, text) = match request {
         "frontend.targets" => targets(&stages, filename),
-        "frontend.outline" => outline(&meta_args, &stages, options.target(), filename)?,
-        other => return Err(Error::new(format!("unsupported subrequest {other:?} (known: frontend.outline, frontend.targets)"))),
+        "frontend.outline" => outline(&meta_args, &stages, opts.target.as_deref(), filename)?,
+        "frontend.lint" => {
+            let report =
+                convert::check(dockerfile, opts, resolver).map_err(|e| located(e, filename))?;
+            (
+                report.to_json(filename),
+                report.to_text(filename, dockerfile),
+            )
+        }
+        other => {
+            let known = "frontend.outline, frontend.targets, frontend.lint";
+            return Err(Error::new(format!(
+                "unsupported subrequest {other:?} (known: {known})"
+            )));
+        }
     };
     let json = serde_json::to_vec_pretty(&json).map_err(|e| Error::new(e.to_string()))?;
-    Ok(BuildResult::new().with_metadata("result.json", json).with_metadata("result.txt", text.into_bytes()))
+    Ok(BuildResult::new()
+        .with_metadata("result.json", json)
+        .with_metadata("result.txt", text.into_bytes()))
 }
 
 /// Every stage, the last one marked as the default.
@@ -45,7 +70,12 @@ pub fn targets(stages: &[Stage], filename: &str) -> (Value, String) {
 }
 
 /// The build arguments, secrets and ssh ids the target uses.
-pub fn outline(meta_args: &[instructions::MetaArg], stages: &[Stage], target: Option<&str>, filename: &str) -> Result<(Value, String), Error> {
+pub fn outline(
+    meta_args: &[instructions::MetaArg],
+    stages: &[Stage],
+    target: Option<&str>,
+    filename: &str,
+) -> Result<(Value, String), Error> {
     let index = match target {
         Some(t) => stages
             .iter()
@@ -58,7 +88,11 @@ pub fn outline(meta_args: &[instructions::MetaArg], stages: &[Stage], target: Op
     for meta in meta_args {
         for arg in &meta.arg.args {
             args.push(json!({"name": arg.key, "value": arg.value, "location": {"file": filename, "start": meta.location.start_line}}));
-            text.push_str(&format!("{}\t{}\n", arg.key, arg.value.clone().unwrap_or_default()));
+            text.push_str(&format!(
+                "{}\t{}\n",
+                arg.key,
+                arg.value.clone().unwrap_or_default()
+            ));
         }
     }
     let mut secrets = Vec::new();
@@ -69,7 +103,11 @@ pub fn outline(meta_args: &[instructions::MetaArg], stages: &[Stage], target: Op
                 Instruction::Arg(a) => {
                     for arg in &a.args {
                         args.push(json!({"name": arg.key, "value": arg.value, "location": {"file": filename, "start": command.location.start_line}}));
-                        text.push_str(&format!("{}\t{}\n", arg.key, arg.value.clone().unwrap_or_default()));
+                        text.push_str(&format!(
+                            "{}\t{}\n",
+                            arg.key,
+                            arg.value.clone().unwrap_or_default()
+                        ));
                     }
                 }
                 Instruction::Run(run) => {
@@ -88,15 +126,24 @@ pub fn outline(meta_args: &[instructions::MetaArg], stages: &[Stage], target: Op
             }
         }
     }
-    let name = stages.get(index).and_then(|s| s.name.clone()).unwrap_or_default();
-    Ok((json!({"name": name, "args": args, "secrets": secrets, "ssh": ssh, "sources": [filename]}), text))
+    let name = stages
+        .get(index)
+        .and_then(|s| s.name.clone())
+        .unwrap_or_default();
+    Ok((
+        json!({"name": name, "args": args, "secrets": secrets, "ssh": ssh, "sources": [filename]}),
+        text,
+    ))
 }
 
 /// A stage's description: the comment right above its FROM (`# name: text` or any text).
 fn description_of(stage: &Stage) -> String {
     let comment = stage.comment.join(" ");
     match &stage.name {
-        Some(name) => comment.strip_prefix(&format!("{name} ")).map(str::to_string).unwrap_or(comment),
+        Some(name) => comment
+            .strip_prefix(&format!("{name} "))
+            .map(str::to_string)
+            .unwrap_or(comment),
         None => comment,
     }
 }

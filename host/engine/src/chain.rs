@@ -47,6 +47,7 @@ impl Chain {
         if rest.is_empty() {
             return Ok(Chain::scratch());
         }
-        Ok(Chain(rest.split(',').map(|id| LayerId::from(id.to_string())).collect()))
+        let layers = rest.split(',').map(|id| id.parse::<LayerId>()).collect::<Result<_, _>>()?;
+        Ok(Chain(layers))
     }
 }

@@ -78,8 +78,8 @@ pub fn run_exec(
     cancel: &CancelToken,
 ) -> Result<Vec<(u32, Chain)>, Error> {
     let mut prepared = Vec::with_capacity(op.mounts.len());
-    let mut _cache_guards = Vec::new();
     let mut cache_locks = Vec::new();
+    let mut _cache_guards = Vec::new();
     for (index, mount) in op.mounts.iter().enumerate() {
         let chain = mount.input.map(|_| input_chain(index)).unwrap_or_default();
         let p = match &mount.kind {

@@ -2,13 +2,14 @@
 //! a registry push, an image in the content store, a directory or a rootfs tar.
 //!
 //! Layer tarballs are made once per layer and remembered in sled (`layer-blobs` tree), so a
-//! rebuild that reuses layers exports without re-reading them. Empty layers (steps that changed
-//! nothing) are left out and the history marks them `empty_layer`, as BuildKit does.
+//! rebuild that reuses layers exports without re-reading them. Every filesystem step keeps its
+//! layer, even one that changed nothing, so the frontend's history lines up with the layers one
+//! to one; the history is only repaired when a base image came without one.
 
 use std::path::{Path, PathBuf};
 
 use hoist_exporter::{Image, LayerBlob, Manifested};
-use hoist_store::layer::{export_layer, Compression};
+use hoist_store::layer::Compression;
 use hoist_store::snapshot::LayerId;
 use serde_json::{json, Value};
 
@@ -90,7 +91,7 @@ pub(crate) async fn export(shared: &Shared, chain: &Chain, config: Option<&str>,
                     let m = hoist_exporter::write_manifest(&shared.content, &image)?;
                     if kind == ExportKind::Registry || spec.push {
                         for name in &spec.names {
-                            hoist_exporter::push(&shared.content, &image, name, shared.images.options()).await?;
+                            hoist_exporter::push(&shared.content, &image, name, &shared.registry).await?;
                         }
                     }
                     (m, format!("image {}", spec.names.join(", ")))
@@ -121,9 +122,7 @@ fn dest_of(spec: &ExportSpec) -> Result<&Path, Error> {
 pub(crate) fn image_of(shared: &Shared, chain: &Chain, config: Option<&str>) -> Result<Image, Error> {
     let mut layers = Vec::new();
     for id in chain.layers() {
-        if let Some(blob) = layer_blob(shared, id)? {
-            layers.push(blob);
-        }
+        layers.push(layer_blob(shared, id)?);
     }
     let mut config: Value = match config {
         Some(text) => serde_json::from_str(text)
@@ -154,8 +153,8 @@ fn normalize_config(config: &mut Value, layer_count: usize) {
         fixed.extend(history);
         fixed
     } else {
-        // Steps that produced no change: mark the oldest surplus non-empty entries... from the top,
-        // since empty results come from late no-op steps at least as often as early ones.
+        // More history than layers: the frontend's bookkeeping is off; mark the newest surplus
+        // entries empty so the image stays valid.
         let mut surplus = non_empty - layer_count;
         let mut fixed = history;
         for h in fixed.iter_mut().rev() {
@@ -172,38 +171,56 @@ fn normalize_config(config: &mut Value, layer_count: usize) {
     obj.insert("history".into(), Value::Array(history));
 }
 
-/// The compressed blob of one layer, made once and remembered; `None` for an empty layer.
-fn layer_blob(shared: &Shared, id: &LayerId) -> Result<Option<LayerBlob>, Error> {
-    let tree = shared.db.open_tree("layer-blobs").map_err(|e| Error::Internal(format!("sled: {e}")))?;
-    if let Some(raw) = tree.get(id.as_str()).map_err(|e| Error::Internal(format!("sled: {e}")))? {
-        let cached: Option<LayerBlob> = serde_json::from_slice(&raw).map_err(|e| Error::Internal(format!("layer-blobs: {e}")))?;
-        if cached.as_ref().is_none_or(|b| shared.content.has(&b.digest)) {
-            return Ok(cached);
+/// What `layer-blobs` remembers of a layer's exported blob.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct LayerRecord {
+    digest: String,
+    diff_id: String,
+    size: u64,
+    media_type: String,
+}
+
+impl LayerRecord {
+    fn of(blob: &LayerBlob) -> LayerRecord {
+        LayerRecord {
+            digest: blob.digest.to_string(),
+            diff_id: blob.diff_id.to_string(),
+            size: blob.size,
+            media_type: blob.media_type.clone(),
+        }
+    }
+
+    fn blob(&self) -> Option<LayerBlob> {
+        Some(LayerBlob {
+            digest: self.digest.parse().ok()?,
+            diff_id: self.diff_id.parse().ok()?,
+            size: self.size,
+            media_type: self.media_type.clone(),
+        })
+    }
+}
+
+/// The compressed blob of one layer, made once and remembered.
+fn layer_blob(shared: &Shared, id: &LayerId) -> Result<LayerBlob, Error> {
+    let sled_err = |e: sled::Error| Error::Internal(format!("sled layer-blobs: {e}"));
+    let tree = shared.db.open_tree("layer-blobs").map_err(sled_err)?;
+    if let Some(raw) = tree.get(id.as_str()).map_err(sled_err)? {
+        let cached = serde_json::from_slice::<LayerRecord>(&raw).ok().and_then(|r| r.blob());
+        if let Some(blob) = cached.filter(|b| shared.content.has(&b.digest)) {
+            return Ok(blob);
         }
     }
     let dir = shared.snapshots.layer_dir(id);
-    let blob = if is_empty_dir(&dir)? {
-        None
-    } else {
-        let mut writer = shared.content.writer()?;
-        let digests = export_layer(&dir, &mut writer, Compression::Gzip)?;
-        let (digest, size) = writer.commit(Some(&digests.digest))?;
-        Some(LayerBlob {
-            digest,
-            diff_id: digests.diff_id,
-            size,
-            media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
-        })
+    let digests = hoist_store::layer::export_layer_to_store(&dir, &shared.content, Compression::Gzip)?;
+    let blob = LayerBlob {
+        digest: digests.digest,
+        diff_id: digests.diff_id,
+        size: digests.size,
+        media_type: Compression::Gzip.media_type().to_string(),
     };
-    let raw = serde_json::to_vec(&blob).map_err(|e| Error::Internal(format!("layer-blobs: {e}")))?;
-    tree.insert(id.as_str(), raw).map_err(|e| Error::Internal(format!("sled: {e}")))?;
+    let raw = serde_json::to_vec(&LayerRecord::of(&blob)).map_err(|e| Error::Internal(format!("layer-blobs: {e}")))?;
+    tree.insert(id.as_str(), raw).map_err(sled_err)?;
     Ok(blob)
-}
-
-/// Whether a layer directory has no entries at all.
-fn is_empty_dir(dir: &Path) -> Result<bool, Error> {
-    let mut entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
-    Ok(entries.next().is_none())
 }
 
 /// Copies a merged root filesystem into `dest`, keeping owners, modes, links and times.

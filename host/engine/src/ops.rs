@@ -166,7 +166,11 @@ impl Ops {
 
     /// Pulls an image's layers (if needed) and imports each into the snapshotter once.
     async fn import_image(&self, image: ResolvedImage) -> Result<Chain, Error> {
-        self.shared.images.pull_layers(&image, &|_| {}).await?;
+        // An OCI layout's blobs were copied into the content store when it was resolved; its
+        // `oci-layout://` name is no registry reference to pull from.
+        if !image.canonical_ref.starts_with("oci-layout://") {
+            self.shared.images.pull_layers(&image, &|_| {}).await?;
+        }
         let shared = self.shared.clone();
         blocking(move || {
             let tree = shared.db.open_tree("imported-layers").map_err(|e| Error::Internal(format!("sled: {e}")))?;
@@ -174,7 +178,7 @@ impl Ops {
             for layer in &image.layers {
                 let key = layer.digest().to_string();
                 let known = tree.get(&key).map_err(|e| Error::Internal(format!("sled: {e}")))?;
-                let id = match known.map(|v| LayerId::from(String::from_utf8_lossy(&v).into_owned())) {
+                let id = match known.and_then(|v| String::from_utf8_lossy(&v).parse::<LayerId>().ok()) {
                     Some(id) if shared.snapshots.layer_dir(&id).is_dir() => id,
                     _ => {
                         let digest: hoist_store::Digest = key.parse()?;

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hoist_frontend_host::{FrontendHost, HostConfig};
-use hoist_solver::{ProgressEvent, ProgressSender, Solver, SolverConfig};
+use hoist_solver::{ProgressEvent, ProgressSender, Solver, SolverLimits};
 use hoist_source::{ImageSource, RegistryOptions};
 use hoist_store::content::ContentStore;
 use hoist_store::snapshot::Snapshotter;
@@ -71,6 +71,8 @@ pub(crate) struct Shared {
     pub(crate) snapshots: Snapshotter,
     pub(crate) runtime: RuncExecutor,
     pub(crate) images: ImageSource,
+    /// Registry access settings (for pushes).
+    pub(crate) registry: RegistryOptions,
     pub(crate) caches: CacheMounts,
     /// Secrets of the jobs now running, by id (a job adds its own and removes them at its end).
     pub(crate) secrets: Mutex<Secrets>,
@@ -113,11 +115,12 @@ impl Engine {
             snapshots,
             runtime,
             images,
+            registry: config.registry.clone(),
             caches: CacheMounts::new(dir.join("cache-mounts")),
             secrets: Mutex::new(Secrets::new()),
         });
         let ops = Arc::new(Ops::new(shared.clone()));
-        let solver = Arc::new(Solver::new(&db, ops, SolverConfig { parallelism: config.parallelism })?);
+        let solver = Arc::new(Solver::new(&db, ops, SolverLimits { parallelism: config.parallelism })?);
         let frontends = Arc::new(FrontendHost::new(HostConfig {
             cache_dir: dir.join("frontends"),
             memory_limit: config.frontend_memory,

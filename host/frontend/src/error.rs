@@ -77,10 +77,17 @@ pub enum Error {
         deadline: Duration,
     },
     /// The frontend trapped (panicked, hit `unreachable`, …).
-    #[error("frontend crashed: {message}")]
+    #[error(
+        "frontend crashed: {trap}{}",
+        if stderr_tail.is_empty() { String::new() } else { format!("; its last output: {}", stderr_tail.join(" | ")) }
+    )]
     Trap {
-        /// The trap and its wasm backtrace.
-        message: String,
+        /// The trap, e.g. "wasm `unreachable` instruction executed".
+        trap: String,
+        /// The last lines the frontend wrote to stderr (a Rust panic message is there).
+        stderr_tail: Vec<String>,
+        /// The wasm backtrace, for debugging the frontend.
+        backtrace: Option<String>,
     },
     /// The frontend returned a build error.
     #[error("{}{message}", location.as_ref().map(|l| format!("{l}: ")).unwrap_or_default())]

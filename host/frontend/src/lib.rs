@@ -67,7 +67,7 @@ use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Config, Engine, Store, Trap, UpdateDeadline};
+use wasmtime::{Config, Engine, Store, Trap, UpdateDeadline, WasmBacktrace};
 
 pub use error::Error;
 pub use gateway::{
@@ -167,7 +167,6 @@ impl FrontendHost {
     pub fn new(config: HostConfig) -> Result<FrontendHost, Error> {
         let mut wcfg = Config::new();
         wcfg.epoch_interruption(true);
-        wcfg.wasm_backtrace(true);
         let engine = Engine::new(&wcfg).map_err(setup)?;
         let mut linker: Linker<HostState> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(setup)?;
@@ -441,7 +440,12 @@ impl Frontend {
             };
         }
         Error::Trap {
-            message: format!("{e:?}"),
+            trap: match e.downcast_ref::<Trap>() {
+                Some(t) => t.to_string(),
+                None => format!("{e:#}"),
+            },
+            stderr_tail: store.data().log.stderr_tail(),
+            backtrace: e.downcast_ref::<WasmBacktrace>().map(|b| b.to_string()),
         }
     }
 }

@@ -1,21 +1,27 @@
 //! Per-build store state: the sandboxed WASI context, the resource table, the memory limiter,
 //! the guest clock behind the deadline, and the log sink.
 
+use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use tokio::io::AsyncWrite;
 use wasmtime::component::ResourceTable;
 use wasmtime::ResourceLimiter;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::gateway::{FrontendEvent, Gateway, LogLevel, Warning};
 use crate::limits::{truncate_utf8, MAX_LOG_BYTES_PER_BUILD, MAX_LOG_LINE_BYTES};
+
+/// Stderr lines kept to explain a crash (a Rust panic message is the last one).
+pub const STDERR_TAIL_LINES: usize = 8;
 
 /// Most table elements (function references) a frontend may grow its tables to.
 pub const MAX_TABLE_ELEMENTS: usize = 1 << 20;
@@ -159,6 +165,7 @@ pub(crate) struct LogSink {
     gateway: Arc<dyn Gateway>,
     used: AtomicUsize,
     cut: AtomicBool,
+    stderr_tail: Mutex<VecDeque<String>>,
 }
 
 impl LogSink {
@@ -167,7 +174,27 @@ impl LogSink {
             gateway,
             used: AtomicUsize::new(0),
             cut: AtomicBool::new(false),
+            stderr_tail: Mutex::new(VecDeque::new()),
         }
+    }
+
+    /// The last [`STDERR_TAIL_LINES`] lines the frontend wrote to stderr.
+    pub(crate) fn stderr_tail(&self) -> Vec<String> {
+        let tail = self.stderr_tail.lock().unwrap_or_else(|p| p.into_inner());
+        tail.iter().cloned().collect()
+    }
+
+    fn keep_stderr(&self, line: &str) {
+        if line.trim().is_empty() {
+            return;
+        }
+        let mut tail = self.stderr_tail.lock().unwrap_or_else(|p| p.into_inner());
+        if tail.len() == STDERR_TAIL_LINES {
+            tail.pop_front();
+        }
+        let mut line = line.to_string();
+        truncate_utf8(&mut line, 1024);
+        tail.push_back(line);
     }
 
     /// Whether `bytes` more fit the budget (and takes them).
@@ -222,13 +249,25 @@ impl IsTerminal for LogOutput {
     }
 }
 
-impl StdoutStream for LogOutput {
-    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
-        Box::new(LineWriter {
+impl LogOutput {
+    fn writer(&self) -> LineWriter {
+        LineWriter {
             sink: self.sink.clone(),
             level: self.level,
             buf: Vec::new(),
-        })
+        }
+    }
+}
+
+impl StdoutStream for LogOutput {
+    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
+        Box::new(self.writer())
+    }
+
+    /// Synchronous, unlike the default adapter: every line is reported before `write` returns,
+    /// so a panic message is in the log (and the crash error) even when the frontend traps.
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.writer())
     }
 }
 
@@ -246,9 +285,44 @@ impl LineWriter {
         if line.last() == Some(&b'\n') {
             line.pop();
         }
-        self.sink
-            .line(self.level, String::from_utf8_lossy(&line).into_owned());
+        let line = String::from_utf8_lossy(&line).into_owned();
+        if self.level == LogLevel::Warn {
+            self.sink.keep_stderr(&line);
+        }
+        self.sink.line(self.level, line);
     }
+}
+
+impl LineWriter {
+    fn push(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+        while let Some(nl) = self.buf.iter().position(|&b| b == b'\n') {
+            self.emit(nl + 1);
+        }
+        if self.buf.len() >= MAX_LOG_LINE_BYTES {
+            self.emit(self.buf.len());
+        }
+    }
+}
+
+impl OutputStream for LineWriter {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.push(&bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(MAX_LOG_LINE_BYTES)
+    }
+}
+
+#[async_trait::async_trait]
+impl Pollable for LineWriter {
+    async fn ready(&mut self) {}
 }
 
 impl AsyncWrite for LineWriter {
@@ -257,14 +331,7 @@ impl AsyncWrite for LineWriter {
         _cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        this.buf.extend_from_slice(data);
-        while let Some(nl) = this.buf.iter().position(|&b| b == b'\n') {
-            this.emit(nl + 1);
-        }
-        if this.buf.len() >= MAX_LOG_LINE_BYTES {
-            this.emit(this.buf.len());
-        }
+        self.get_mut().push(data);
         Poll::Ready(Ok(data.len()))
     }
 

@@ -343,7 +343,10 @@ async fn hostile(host: &FrontendHost, gw: Arc<FakeGateway>, pairs: &[(&str, &str
     let f = host.load(&wasm("hostile-frontend")).unwrap();
     match f.build(opts(pairs), gw).await {
         Ok(out) => panic!("hostile build {pairs:?} succeeded: {out:?}"),
-        Err(e) => e,
+        Err(e) => {
+            eprintln!("{pairs:?}: {e}");
+            e
+        }
     }
 }
 
@@ -540,6 +543,12 @@ async fn panic_is_a_trap_error() {
     )
     .await;
     assert!(matches!(e, Error::Trap { .. }), "{e}");
+    let msg = e.to_string();
+    assert!(msg.contains("unreachable"), "{msg}");
+    assert!(
+        msg.contains("hostile frontend panicked on purpose"),
+        "{msg}"
+    );
     still_serves(&host).await;
 }
 

@@ -27,7 +27,7 @@ fn graph(n: usize) -> Definition {
     for i in 0..n - 1 {
         let op = if i < 10 {
             Op::new(OpKind::Source(SourceOp {
-                identifier: format!("docker-image://registry.example/img{i}:latest"),
+                identifier: format!("docker-image://registry.example/g{n}/img{i}:latest"),
                 include_patterns: vec![],
                 exclude_patterns: vec![],
                 follow_paths: vec![],

@@ -55,7 +55,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
-use futures::future::{BoxFuture, FutureExt, Shared, WeakShared};
+use futures::future::{FutureExt, Shared, WeakShared};
 use futures::stream::{FuturesUnordered, StreamExt};
 use hoist_llb::{Definition, Digest, Op, OpKind, SourceLocation};
 use serde::{Deserialize, Serialize};
@@ -63,6 +63,8 @@ use sha2::{Digest as _, Sha256};
 use tokio::sync::Semaphore;
 
 pub use error::{Error, ExecError};
+/// The boxed future type `OpExecutor` methods return (re-exported from `futures`).
+pub use futures::future::BoxFuture;
 use progress::Subscribers;
 pub use progress::{LogSink, LogStream, ProgressEvent, ProgressSender};
 

@@ -148,20 +148,30 @@ impl Image {
 
     /// Parses a base image's config JSON.
     pub fn parse(json: &str) -> Result<Image, String> {
-        let mut image: Image = serde_json::from_str(json).map_err(|e| format!("invalid image config: {e}"))?;
+        let mut image: Image =
+            serde_json::from_str(json).map_err(|e| format!("invalid image config: {e}"))?;
         image.extra.remove("rootfs");
         Ok(image)
     }
 
     /// The value of an environment variable.
     pub fn env_value(&self, key: &str) -> Option<&str> {
-        self.config.env.iter().rev().find_map(|e| e.strip_prefix(key)?.strip_prefix('='))
+        self.config
+            .env
+            .iter()
+            .rev()
+            .find_map(|e| e.strip_prefix(key)?.strip_prefix('='))
     }
 
     /// Sets an environment variable, keeping its position if it was set.
     pub fn set_env(&mut self, key: &str, value: &str) {
         let entry = format!("{key}={value}");
-        match self.config.env.iter_mut().find(|e| e.split_once('=').map(|(k, _)| k) == Some(key) || e.as_str() == key) {
+        match self
+            .config
+            .env
+            .iter_mut()
+            .find(|e| e.split_once('=').map(|(k, _)| k) == Some(key) || e.as_str() == key)
+        {
             Some(existing) => *existing = entry,
             None => self.config.env.push(entry),
         }

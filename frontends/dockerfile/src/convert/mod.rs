@@ -8,7 +8,12 @@
 //! Rules carried over from BuildKit: only the stages the target needs are converted; build args
 //! declared before the first `FROM` are visible in `FROM` lines and are re-declared with a bare
 //! `ARG NAME` inside a stage; `ENV` wins over `ARG` of the same name; `RUN` sees the stage's args
-//! in its environment but the image config does not; base images are pinned by digest.
+//! in its environment but the image config does not; base images are pinned by digest (and
+//! resolved once per reference and platform); a stage name only refers to stages defined before
+//! it (`FROM node AS node` is the image); `--target` names a stage, never an index.
+//!
+//! Build checks ([`lint`]) ride along: [`convert`] returns the warnings of the stages it
+//! converted, [`check`] converts every stage to answer `--call check`.
 
 mod dispatch;
 pub mod image;
@@ -60,7 +65,11 @@ pub struct ResolvedImage {
 /// Resolves base images (the gateway in the component, a table in tests).
 pub trait ImageResolver {
     /// Resolves `reference` for `platform`.
-    fn resolve(&mut self, reference: &str, platform: Option<&Platform>) -> Result<ResolvedImage, String>;
+    fn resolve(
+        &mut self,
+        reference: &str,
+        platform: Option<&Platform>,
+    ) -> Result<ResolvedImage, String>;
 }
 
 /// A conversion failure, located in the Dockerfile where it applies.
@@ -76,13 +85,19 @@ pub struct ConvertError {
 impl ConvertError {
     /// An error at `location`.
     pub fn at(location: Location, message: impl Into<String>) -> ConvertError {
-        ConvertError { message: message.into(), location: Some(location) }
+        ConvertError {
+            message: message.into(),
+            location: Some(location),
+        }
     }
 }
 
 impl From<parser::Error> for ConvertError {
     fn from(e: parser::Error) -> ConvertError {
-        ConvertError { message: e.kind.to_string(), location: Some(e.location) }
+        ConvertError {
+            message: e.kind.to_string(),
+            location: Some(e.location),
+        }
     }
 }
 
@@ -124,7 +139,11 @@ pub fn convert(
     let target = converter.target_index()?;
     let mut result = converter.convert_stage(target)?;
     for (key, value) in &opts.labels {
-        result.image.config.labels.insert(key.clone(), value.clone());
+        result
+            .image
+            .config
+            .labels
+            .insert(key.clone(), value.clone());
     }
     let mut warnings = lint::static_checks(&parsed);
     warnings.extend(converter.warnings.take());
@@ -155,7 +174,10 @@ pub fn check(
     }
     let mut warnings = lint::static_checks(&parsed);
     warnings.extend(converter.warnings.take());
-    Ok(lint::Report { warnings: checks.filter(warnings), config: checks })
+    Ok(lint::Report {
+        warnings: checks.filter(warnings),
+        config: checks,
+    })
 }
 
 /// Conversion state shared by all stages.
@@ -182,7 +204,12 @@ struct Converter<'a> {
 }
 
 impl<'a> Converter<'a> {
-    fn new(opts: &'a ConvertOptions, resolver: &'a mut dyn ImageResolver, lexer: Lexer, stages: Vec<Stage>) -> Self {
+    fn new(
+        opts: &'a ConvertOptions,
+        resolver: &'a mut dyn ImageResolver,
+        lexer: Lexer,
+        stages: Vec<Stage>,
+    ) -> Self {
         let count = stages.len();
         let mut context = llb::local("context").exclude(opts.excludes.iter().cloned());
         context = context.description("[internal] load build context");
@@ -202,7 +229,10 @@ impl<'a> Converter<'a> {
     }
 
     /// Evaluates the ARGs before the first FROM: build args override defaults.
-    fn declare_global_args(&mut self, meta_args: &[instructions::MetaArg]) -> Result<(), ConvertError> {
+    fn declare_global_args(
+        &mut self,
+        meta_args: &[instructions::MetaArg],
+    ) -> Result<(), ConvertError> {
         for (key, value) in predefined_args(self.opts.platform.as_ref()) {
             self.global_declared.insert(key.clone());
             self.global_args.push((key, value));
@@ -212,7 +242,9 @@ impl<'a> Converter<'a> {
                 self.global_declared.insert(arg.key.clone());
                 let value = match (self.opts.build_args.get(&arg.key), &arg.value) {
                     (Some(given), _) => Some(given.clone()),
-                    (None, Some(default)) => Some(self.expand_with(default, &self.global_args.clone(), meta.location)?),
+                    (None, Some(default)) => {
+                        Some(self.expand_with(default, &self.global_args.clone(), meta.location)?)
+                    }
                     (None, None) => None,
                 };
                 if let Some(value) = value {
@@ -230,17 +262,32 @@ impl<'a> Converter<'a> {
                 message: format!("target stage {target:?} could not be found"),
                 location: None,
             }),
-            None => self.stages.len().checked_sub(1).ok_or_else(|| ConvertError {
-                message: "the Dockerfile has no FROM instruction".into(),
-                location: None,
-            }),
+            None => self
+                .stages
+                .len()
+                .checked_sub(1)
+                .ok_or_else(|| ConvertError {
+                    message: "the Dockerfile has no FROM instruction".into(),
+                    location: None,
+                }),
         }
+    }
+
+    /// The value of a global build arg (for a bare `ARG NAME` in a stage).
+    fn global_value(&self, name: &str) -> Option<String> {
+        self.global_args
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
     }
 
     /// A stage by name (case-insensitive).
     fn stage_named(&self, name: &str) -> Option<usize> {
         let lower = name.to_ascii_lowercase();
-        self.stages.iter().position(|s| s.name.as_deref() == Some(lower.as_str()))
+        self.stages
+            .iter()
+            .position(|s| s.name.as_deref() == Some(lower.as_str()))
     }
 
     /// Converts stage `index`, converting the stages it depends on first.
@@ -250,8 +297,14 @@ impl<'a> Converter<'a> {
         }
         let location = self.stages[index].location;
         if self.in_progress[index] {
-            let name = self.stages[index].name.clone().unwrap_or_else(|| format!("stage-{index}"));
-            return Err(ConvertError::at(location, format!("circular dependency detected on stage: {name}")));
+            let name = self.stages[index]
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("stage-{index}"));
+            return Err(ConvertError::at(
+                location,
+                format!("circular dependency detected on stage: {name}"),
+            ));
         }
         self.in_progress[index] = true;
         let stage = self.stages[index].clone();
@@ -307,15 +360,17 @@ impl<'a> Converter<'a> {
     }
 
     /// Resolves a base image (once per reference and platform) and makes its source op, pinned
-    /// by digest, described as `description` and located at `location`.
+    /// by digest and located at `location` (the caller describes it).
     fn resolve_image(
         &mut self,
         reference: &str,
         platform: Option<&Platform>,
-        description: String,
         location: Location,
     ) -> Result<StageResult, ConvertError> {
-        let key = (reference.to_string(), platform.map(hoist_frontend_sdk::format_platform));
+        let key = (
+            reference.to_string(),
+            platform.map(hoist_frontend_sdk::format_platform),
+        );
         let resolved = match self.resolved.get(&key) {
             Some(resolved) => resolved.clone(),
             None => {
@@ -339,19 +394,32 @@ impl<'a> Converter<'a> {
         } else {
             llb::image(pinned)
         };
-        let mut source = source
-            .description(description)
-            .location(self.opts.filename.clone(), &[dispatch::lines(location)]);
+        let mut source = source.location(self.opts.filename.clone(), &[dispatch::lines(location)]);
         if let Some(p) = platform {
             source = source.platform(p.clone());
         }
-        Ok(StageResult { state: source.state(), image })
+        Ok(StageResult {
+            state: source.state(),
+            image,
+        })
     }
+}
+
+/// Whether `name` is one of the platform arguments BuildKit predefines.
+fn is_predefined_arg(name: &str) -> bool {
+    let rest = name
+        .strip_prefix("BUILD")
+        .or_else(|| name.strip_prefix("TARGET"));
+    matches!(rest, Some("PLATFORM" | "OS" | "ARCH" | "VARIANT"))
 }
 
 /// The platform arguments BuildKit predefines (`TARGETPLATFORM`, `TARGETOS`, …).
 fn predefined_args(platform: Option<&Platform>) -> Vec<(String, String)> {
-    let host = Platform { os: "linux".into(), architecture: host_arch().into(), variant: None };
+    let host = Platform {
+        os: "linux".into(),
+        architecture: host_arch().into(),
+        variant: None,
+    };
     let target = platform.cloned().unwrap_or_else(|| host.clone());
     let mut args = Vec::new();
     for (prefix, p) in [("BUILD", &host), ("TARGET", &target)] {
@@ -359,7 +427,10 @@ fn predefined_args(platform: Option<&Platform>) -> Vec<(String, String)> {
         args.push((format!("{prefix}PLATFORM"), spec));
         args.push((format!("{prefix}OS"), p.os.clone()));
         args.push((format!("{prefix}ARCH"), p.architecture.clone()));
-        args.push((format!("{prefix}VARIANT"), p.variant.clone().unwrap_or_default()));
+        args.push((
+            format!("{prefix}VARIANT"),
+            p.variant.clone().unwrap_or_default(),
+        ));
     }
     args
 }
