@@ -7,11 +7,14 @@ use std::path::Path;
 
 use serde_json::json;
 
-use crate::util::{build_cmd, build_oci, build_rootfs, skopeo_inspect, unpack_oci_archive, Dir};
+use crate::util::{
+    build_cmd, build_cmd_progress, build_oci, build_rootfs, out_path, skopeo_inspect,
+    unpack_oci_archive, Dir,
+};
 
 /// A three-stage Dockerfile: `builder` makes an artifact, `broken` fails, the last copies from
 /// `builder` only.
-const MULTI: &str = "# builder: makes the artifact\n\
+const MULTI: &str = "# builder makes the artifact\n\
     FROM busybox AS builder\n\
     RUN mkdir /out && echo built > /out/artifact && chmod 0750 /out/artifact\n\
     \n\
@@ -27,12 +30,28 @@ const MULTI: &str = "# builder: makes the artifact\n\
 fn multi_stage_copy_from_skips_unused_stages() {
     let dir = Dir::new("multi_stage_copy_from_skips_unused_stages");
     let (archive, steps) = build_oci(&dir, "img", MULTI, &[]);
-    assert_eq!(steps.executed_matching("exit 7"), Vec::<&str>::new(), "an unused stage ran: {steps:#?}");
-    let rootfs = unpack_oci_archive(&archive, &dir.join("u"));
-    assert_eq!(fs::read_to_string(rootfs.join("app/artifact")).unwrap(), "built\n");
-    assert_eq!(fs::read_to_string(rootfs.join("app/out/artifact")).unwrap(), "built\n");
-    assert_eq!(fs::read_to_string(rootfs.join("app/seen")).unwrap(), "built\n");
-    let mode = fs::metadata(rootfs.join("app/artifact")).unwrap().permissions().mode();
+    assert_eq!(
+        steps.executed_matching("exit 7"),
+        Vec::<&str>::new(),
+        "an unused stage ran: {steps:#?}"
+    );
+    let rootfs = unpack_oci_archive(&archive, &out_path(&dir, "u"));
+    assert_eq!(
+        fs::read_to_string(rootfs.join("app/artifact")).unwrap(),
+        "built\n"
+    );
+    assert_eq!(
+        fs::read_to_string(rootfs.join("app/out/artifact")).unwrap(),
+        "built\n"
+    );
+    assert_eq!(
+        fs::read_to_string(rootfs.join("app/seen")).unwrap(),
+        "built\n"
+    );
+    let mode = fs::metadata(rootfs.join("app/artifact"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o7777, 0o750);
     // The builder stage's own files are not in the final image.
     assert!(!rootfs.join("out").exists());
@@ -49,16 +68,30 @@ fn target_builds_only_up_to_that_stage() {
         FROM good AS bad\n\
         RUN echo bad-stage-ran && exit 9\n";
     let (archive, steps) = build_oci(&dir, "good", dockerfile, &["--target", "good"]);
-    assert_eq!(steps.executed_matching("exit 9"), Vec::<&str>::new(), "{steps:#?}");
-    let rootfs = unpack_oci_archive(&archive, &dir.join("u"));
+    assert_eq!(
+        steps.executed_matching("exit 9"),
+        Vec::<&str>::new(),
+        "{steps:#?}"
+    );
+    let rootfs = unpack_oci_archive(&archive, &out_path(&dir, "u"));
     assert_eq!(fs::read_to_string(rootfs.join("good")).unwrap(), "good\n");
     // Without --target the last stage is built, and fails.
-    let out = build_cmd(&dir, dockerfile).args(["-o", "type=oci,dest=bad.tar"]).output();
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = build_cmd(&dir, dockerfile)
+        .args(["-o", "type=oci,dest=bad.tar"])
+        .output();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // A target stage chosen in the middle of the file is built from the named stage it uses.
     let (archive, _) = build_oci(&dir, "final-target", MULTI, &["--target", "builder"]);
-    let rootfs = unpack_oci_archive(&archive, &dir.join("u2"));
-    assert_eq!(fs::read_to_string(rootfs.join("out/artifact")).unwrap(), "built\n");
+    let rootfs = unpack_oci_archive(&archive, &out_path(&dir, "u2"));
+    assert_eq!(
+        fs::read_to_string(rootfs.join("out/artifact")).unwrap(),
+        "built\n"
+    );
     assert!(!rootfs.join("app").exists());
 }
 
@@ -72,45 +105,91 @@ fn build_args_reach_from_run_and_env_but_not_the_config() {
         RUN echo \"$GREETING-${UNSET:-none}\" > /greeting\n\
         ENV FROM_ARG=$GREETING\n";
     let (archive, _) = build_oci(&dir, "default", dockerfile, &[]);
-    let rootfs = unpack_oci_archive(&archive, &dir.join("u1"));
-    assert_eq!(fs::read_to_string(rootfs.join("greeting")).unwrap(), "hello-none\n");
+    let rootfs = unpack_oci_archive(&archive, &out_path(&dir, "u1"));
+    assert_eq!(
+        fs::read_to_string(rootfs.join("greeting")).unwrap(),
+        "hello-none\n"
+    );
 
-    let (archive, _) = build_oci(&dir, "given", dockerfile, &["--build-arg", "GREETING=bye", "--build-arg", "UNSET=x"]);
-    let rootfs = unpack_oci_archive(&archive, &dir.join("u2"));
-    assert_eq!(fs::read_to_string(rootfs.join("greeting")).unwrap(), "bye-x\n");
-    let config = skopeo_inspect(&format!("oci-archive:{}", archive.display()), &["--config"]);
-    let env = config["config"]["Env"].as_array().cloned().unwrap_or_default();
+    let (archive, _) = build_oci(
+        &dir,
+        "given",
+        dockerfile,
+        &["--build-arg", "GREETING=bye", "--build-arg", "UNSET=x"],
+    );
+    let rootfs = unpack_oci_archive(&archive, &out_path(&dir, "u2"));
+    assert_eq!(
+        fs::read_to_string(rootfs.join("greeting")).unwrap(),
+        "bye-x\n"
+    );
+    let config = skopeo_inspect(
+        &format!("oci-archive:{}", archive.display()),
+        &["--config", "--raw"],
+    );
+    let env = config["config"]["Env"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     assert!(env.contains(&json!("FROM_ARG=bye")), "{config:#}");
-    assert!(!env.iter().any(|e| e.as_str().is_some_and(|e| e.starts_with("GREETING="))), "ARG leaked into Env: {config:#}");
+    assert!(
+        !env.iter()
+            .any(|e| e.as_str().is_some_and(|e| e.starts_with("GREETING="))),
+        "ARG leaked into Env: {config:#}"
+    );
 }
 
 /// Runs `--call MODE` with rawjson progress (JSON on stdout) and returns the parsed result.
 fn call_json(dir: &Dir, dockerfile: &str, mode: &str, extra: &[&str]) -> serde_json::Value {
-    let out = build_cmd(dir, dockerfile).args(["--call", mode]).args(extra).output();
+    let out = build_cmd(dir, dockerfile)
+        .args(["--call", mode])
+        .args(extra)
+        .output();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "--call {mode} failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("--call {mode} printed no JSON ({e}):\n{stdout}"))
+    assert!(
+        out.status.success(),
+        "--call {mode} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("--call {mode} printed no JSON ({e}):\n{stdout}"))
 }
 
 #[test]
 fn call_targets_lists_the_stages() {
     let dir = Dir::new("call_targets_lists_the_stages");
     let result = call_json(&dir, MULTI, "targets", &[]);
-    let names: Vec<&str> =
-        result["targets"].as_array().expect("targets").iter().filter_map(|t| t["name"].as_str()).collect();
+    let names: Vec<&str> = result["targets"]
+        .as_array()
+        .expect("targets")
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
     assert_eq!(names, ["builder", "broken", "final"], "{result:#}");
     let targets = result["targets"].as_array().unwrap();
     assert_eq!(targets[2]["default"], true, "{result:#}");
     assert_eq!(targets[0]["default"], false, "{result:#}");
-    assert_eq!(targets[0]["description"], "makes the artifact", "{result:#}");
+    assert_eq!(
+        targets[0]["description"], "makes the artifact",
+        "{result:#}"
+    );
 
     // Plain text for people: nothing is built.
-    let out = build_cmd(&dir, MULTI).args(["--call", "targets", "--progress=plain"]).output();
+    let out = build_cmd_progress(&dir, MULTI, "plain")
+        .args(["--call", "targets"])
+        .output();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stdout.contains("TARGET") && stdout.contains("builder") && stdout.contains("final (default)"), "{stdout}");
-    assert!(!stderr.contains("exit 7") && !stderr.contains("RUN mkdir"), "--call targets ran steps:\n{stderr}");
+    assert!(
+        stdout.contains("TARGET")
+            && stdout.contains("builder")
+            && stdout.contains("final (default)"),
+        "{stdout}"
+    );
+    assert!(
+        !stderr.contains("exit 7") && !stderr.contains("RUN mkdir"),
+        "--call targets ran steps:\n{stderr}"
+    );
 }
 
 #[test]
@@ -127,7 +206,12 @@ fn call_outline_lists_args_and_secrets() {
         .as_array()
         .expect("args")
         .iter()
-        .map(|a| (a["name"].as_str().unwrap_or_default().to_string(), a["value"].clone()))
+        .map(|a| {
+            (
+                a["name"].as_str().unwrap_or_default().to_string(),
+                a["value"].clone(),
+            )
+        })
         .collect();
     assert_eq!(
         args,
@@ -138,11 +222,24 @@ fn call_outline_lists_args_and_secrets() {
         ],
         "{result:#}"
     );
-    assert_eq!(result["secrets"], json!([{"name": "token", "required": true}]), "{result:#}");
-    let out = build_cmd(&dir, dockerfile).args(["--call", "outline", "--progress=plain"]).output();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        result["secrets"],
+        json!([{"name": "token", "required": true}]),
+        "{result:#}"
+    );
+    let out = build_cmd_progress(&dir, dockerfile, "plain")
+        .args(["--call", "outline"])
+        .output();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("GREETING") && stdout.contains("hello") && stdout.contains("VERSION"), "{stdout}");
+    assert!(
+        stdout.contains("GREETING") && stdout.contains("hello") && stdout.contains("VERSION"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -153,9 +250,15 @@ fn cache_mount_persists_across_builds_and_stays_out_of_the_image() {
         RUN --mount=type=cache,target=/cache echo \"run $N\" >> /cache/log && cat /cache/log > /seen\n";
     let (rootfs, _) = build_rootfs(&dir, "one", dockerfile, &["--build-arg", "N=1"]);
     assert_eq!(fs::read_to_string(rootfs.join("seen")).unwrap(), "run 1\n");
-    assert!(!rootfs.join("cache/log").exists(), "the cache mount's content is in the image");
+    assert!(
+        !rootfs.join("cache/log").exists(),
+        "the cache mount's content is in the image"
+    );
     let (rootfs, _) = build_rootfs(&dir, "two", dockerfile, &["--build-arg", "N=2"]);
-    assert_eq!(fs::read_to_string(rootfs.join("seen")).unwrap(), "run 1\nrun 2\n");
+    assert_eq!(
+        fs::read_to_string(rootfs.join("seen")).unwrap(),
+        "run 1\nrun 2\n"
+    );
     // Another id is another cache.
     let other = dockerfile.replace("target=/cache", "target=/cache,id=other");
     let (rootfs, _) = build_rootfs(&dir, "three", &other, &["--build-arg", "N=3"]);
@@ -166,7 +269,9 @@ fn cache_mount_persists_across_builds_and_stays_out_of_the_image() {
 fn archive_contains(archive: &Path, scratch: &Path, needle: &[u8]) -> bool {
     let layout = scratch.join("scan");
     fs::create_dir_all(&layout).unwrap();
-    tar::Archive::new(fs::File::open(archive).unwrap()).unpack(&layout).unwrap();
+    tar::Archive::new(fs::File::open(archive).unwrap())
+        .unpack(&layout)
+        .unwrap();
     let mut stack = vec![layout];
     while let Some(dir) = stack.pop() {
         for entry in fs::read_dir(&dir).unwrap().flatten() {
@@ -178,7 +283,11 @@ fn archive_contains(archive: &Path, scratch: &Path, needle: &[u8]) -> bool {
             let mut bytes = fs::read(&path).unwrap();
             if bytes.starts_with(&[0x1f, 0x8b]) {
                 let mut plain = Vec::new();
-                std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(bytes.as_slice()), &mut plain).unwrap();
+                std::io::Read::read_to_end(
+                    &mut flate2::read::GzDecoder::new(bytes.as_slice()),
+                    &mut plain,
+                )
+                .unwrap();
                 bytes = plain;
             }
             if bytes.windows(needle.len()).any(|w| w == needle) {
@@ -196,26 +305,42 @@ fn secret_mount_is_readable_but_never_in_the_image_or_cache_key() {
     fs::write(&secret, "s3cr3t-value-one").unwrap();
     let dockerfile = "FROM busybox\n\
         RUN --mount=type=secret,id=token wc -c < /run/secrets/token > /len \\\n\
-         && sed 's/s3cr3t/seen/' /run/secrets/token > /transformed\n";
+         && tr a-z A-Z < /run/secrets/token > /transformed\n";
     let flag = format!("id=token,src={}", secret.display());
     let (archive, _) = build_oci(&dir, "one", dockerfile, &["--secret", &flag]);
-    let rootfs = unpack_oci_archive(&archive, &dir.join("u1"));
+    let rootfs = unpack_oci_archive(&archive, &out_path(&dir, "u1"));
     assert_eq!(fs::read_to_string(rootfs.join("len")).unwrap().trim(), "16");
-    assert_eq!(fs::read_to_string(rootfs.join("transformed")).unwrap(), "seen-value-one");
-    assert!(!rootfs.join("run/secrets/token").exists(), "the secret file is in the image");
-    assert!(!archive_contains(&archive, &dir.join("scan1"), b"s3cr3t"), "the secret's bytes are in the image");
+    assert_eq!(
+        fs::read_to_string(rootfs.join("transformed")).unwrap(),
+        "S3CR3T-VALUE-ONE"
+    );
+    assert!(
+        !rootfs.join("run/secrets/token").exists(),
+        "the secret file is in the image"
+    );
+    assert!(
+        !archive_contains(&archive, &out_path(&dir, "scan1"), b"s3cr3t-value"),
+        "the secret's bytes are in the image"
+    );
 
     // Its value is not part of the cache key: a new value reuses the step.
     fs::write(&secret, "s3cr3t-value-two").unwrap();
     let (_, steps) = build_oci(&dir, "two", dockerfile, &["--secret", &flag]);
-    assert_eq!(steps.executed_matching("RUN"), Vec::<&str>::new(), "{steps:#?}");
+    assert_eq!(
+        steps.executed_matching("RUN"),
+        Vec::<&str>::new(),
+        "{steps:#?}"
+    );
 }
 
 #[test]
 fn required_secret_missing_fails_the_step() {
     let dir = Dir::new("required_secret_missing_fails_the_step");
-    let dockerfile = "FROM busybox\nRUN --mount=type=secret,id=absent,required=true cat /run/secrets/absent\n";
-    let out = build_cmd(&dir, dockerfile).args(["-o", "type=oci,dest=x.tar"]).output();
+    let dockerfile =
+        "FROM busybox\nRUN --mount=type=secret,id=absent,required=true cat /run/secrets/absent\n";
+    let out = build_cmd(&dir, dockerfile)
+        .args(["-o", "type=oci,dest=x.tar"])
+        .output();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("absent"), "{stderr}");

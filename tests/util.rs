@@ -748,9 +748,14 @@ pub fn line_diff(expected: &str, got: &str) -> String {
 /// with the named context `busybox` bound to the fixture image, this Dir's state directory and
 /// `--progress=rawjson`; callers add outputs and flags.
 pub fn build_cmd(dir: &Dir, dockerfile: &str) -> TestCommand {
+    build_cmd_progress(dir, dockerfile, "rawjson")
+}
+
+/// [`build_cmd`] with another `--progress` mode (`plain`, `quiet`, ...).
+pub fn build_cmd_progress(dir: &Dir, dockerfile: &str, progress: &str) -> TestCommand {
     dir.write_file("Dockerfile", dockerfile);
     let mut cmd = dir.command();
-    cmd.args(["build", ".", "-f", "Dockerfile", "--progress=rawjson", "--state-dir"])
+    cmd.args(["build", ".", "-f", "Dockerfile", &format!("--progress={progress}"), "--state-dir"])
         .arg(dir.state_dir())
         .arg("--build-context")
         .arg(format!("busybox={}", busybox_image().oci_layout_ref()));
@@ -760,7 +765,7 @@ pub fn build_cmd(dir: &Dir, dockerfile: &str) -> TestCommand {
 /// Builds `dockerfile` in `dir` (plus `extra` flags) to an OCI archive at `<dir>/<name>.tar`,
 /// panicking on failure; returns the archive path and the build's steps.
 pub fn build_oci(dir: &Dir, name: &str, dockerfile: &str, extra: &[&str]) -> (PathBuf, Steps) {
-    let archive = dir.join(format!("{name}.tar"));
+    let archive = out_path(dir, format!("{name}.tar"));
     let out = build_cmd(dir, dockerfile)
         .args(extra)
         .arg("-o")
@@ -781,7 +786,7 @@ pub fn build_oci(dir: &Dir, name: &str, dockerfile: &str, extra: &[&str]) -> (Pa
 /// Builds like [`build_oci`] and unpacks the image with umoci; returns the rootfs and the archive.
 pub fn build_rootfs(dir: &Dir, name: &str, dockerfile: &str, extra: &[&str]) -> (PathBuf, PathBuf) {
     let (archive, _) = build_oci(dir, name, dockerfile, extra);
-    let rootfs = unpack_oci_archive(&archive, &dir.join(format!("{name}-unpacked")));
+    let rootfs = unpack_oci_archive(&archive, &out_path(dir, format!("{name}-unpacked")));
     (rootfs, archive)
 }
 
@@ -895,4 +900,12 @@ pub fn lstat(path: &Path) -> (u32, u32, u32, u64, u64) {
     use std::os::unix::fs::MetadataExt;
     let m = fs::symlink_metadata(path).unwrap_or_else(|e| panic!("lstat {}: {e}", path.display()));
     (m.mode(), m.uid(), m.gid(), m.ino(), m.nlink())
+}
+
+/// A path beside the build context (under `<tmp>/out/`, next to `work/` and `state/`) for
+/// outputs and unpacked images, so no build's output becomes part of a later build's context.
+pub fn out_path(dir: &Dir, rel: impl AsRef<Path>) -> PathBuf {
+    let out = dir.state_dir().parent().expect("the state dir has a parent").join("out");
+    fs::create_dir_all(&out).unwrap_or_else(|e| panic!("mkdir {}: {e}", out.display()));
+    out.join(rel)
 }

@@ -9,6 +9,14 @@
 //! [`Options`], results ([`BuildResult`], [`ImageConfig`]) and the [`export_frontend!`] macro.
 //! It must not know anything about the host: it only speaks WIT.
 //!
+//! ```wit
+//! world frontend {
+//!     import gateway; // solve, resolve-image-config, reference.{read-file, read-dir, stat},
+//!                     // inputs, warn, log
+//!     export builder; // build: func(options) -> result<build-result, error>
+//! }
+//! ```
+//!
 //! Key decisions: LLB crosses the boundary as the typed WIT records themselves (re-exported in
 //! [`types`]), so there is no second model to keep in sync; states share ops by `Rc` and
 //! [`State::definition`] emits each shared or identical op once, in dependency order, which is

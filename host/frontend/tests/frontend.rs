@@ -66,11 +66,22 @@ impl Solver for FakeGateway {
     async fn resolve_image_config(
         &self,
         reference: String,
-        _platform: Option<Platform>,
-        _mode: ResolveMode,
+        platform: Option<Platform>,
+        mode: ResolveMode,
     ) -> Result<ResolvedImageConfig, GatewayError> {
+        let p = platform.map(|p| {
+            format!(
+                "{}/{}/{}",
+                p.os,
+                p.architecture,
+                p.variant.unwrap_or_default()
+            )
+        });
         Ok(ResolvedImageConfig {
-            canonical_ref: format!("docker.io/library/{reference}"),
+            canonical_ref: format!(
+                "docker.io/library/{reference} {mode:?} {}",
+                p.unwrap_or_default()
+            ),
             digest: "sha256:00".into(),
             config: "{}".into(),
         })
@@ -118,7 +129,18 @@ impl RefReader for FakeGateway {
 
 impl Gateway for FakeGateway {
     fn inputs(&self) -> Vec<(String, Definition)> {
-        Vec::new()
+        let local = Op::new(OpKind::Source(SourceOp {
+            identifier: "local://context".into(),
+            include_patterns: vec![],
+            exclude_patterns: vec!["target".into()],
+            follow_paths: vec![],
+            attrs: vec![],
+        }));
+        let def = Definition {
+            ops: vec![local],
+            output: Some(OpRef { op: 0, output: 0 }),
+        };
+        vec![("context".into(), def.clone()), ("dockerfile".into(), def)]
     }
 
     fn report(&self, event: FrontendEvent) {
@@ -620,5 +642,53 @@ async fn bytes_that_are_not_a_component_are_refused() {
     assert!(e.to_string().contains("wasm32-wasip2"), "{e}");
     let e = host.load(b"\0asm\x0d\0\x01\0garbage").unwrap_err();
     assert!(matches!(e, Error::Compile { .. }), "{e}");
+    still_serves(&host).await;
+}
+
+#[tokio::test]
+async fn every_gateway_import_is_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = host(&dir, |_| {});
+    let f = host.load(&wasm("hostile-frontend")).unwrap();
+    let gw = Arc::new(FakeGateway::default());
+    let out = f
+        .build(opts(&[("mode", "tour")]), gw.clone())
+        .await
+        .unwrap();
+    let meta: HashMap<String, String> = out
+        .metadata
+        .into_iter()
+        .map(|(k, v)| (k, String::from_utf8(v).unwrap()))
+        .collect();
+    assert_eq!(meta["inputs"], "context,dockerfile");
+    assert_eq!(
+        meta["canonical"],
+        "docker.io/library/busybox Pull linux/arm64/v8"
+    );
+    assert_eq!(meta["stat"], "bin/sh");
+    assert_eq!(meta["subrequest"], "no frontends here");
+    let warned = gw.events().into_iter().find_map(|e| match e {
+        FrontendEvent::Warn(w) => Some(w),
+        _ => None,
+    });
+    let w = warned.expect("a warning");
+    assert_eq!(w.rule.as_deref(), Some("StageNameCasing"));
+    assert_eq!(
+        w.location.map(|l| l.to_string()).as_deref(),
+        Some("Dockerfile:1-2")
+    );
+}
+
+#[tokio::test]
+async fn live_references_are_capped() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = host(&dir, |_| {});
+    let gw = Arc::new(FakeGateway::default());
+    let e = hostile(&host, gw.clone(), &[("mode", "hoard")]).await;
+    let msg = e.to_string();
+    let held = hoist_frontend_host::MAX_LIVE_REFS;
+    assert!(msg.contains(&format!("after {held} references")), "{msg}");
+    assert!(msg.contains("MAX_LIVE_REFS"), "{msg}");
+    assert_eq!(gw.solves().len(), held + 1);
     still_serves(&host).await;
 }

@@ -63,8 +63,14 @@ pub struct ResolvedUser {
 
 /// Resolves `uid[:gid]` / `name[:group]` ("" = root) against `rootfs`'s /etc/passwd and /etc/group.
 pub fn resolve_user(rootfs: &Path, spec: &str) -> Result<ResolvedUser> {
-    let passwd = read_etc(rootfs, "/etc/passwd")?;
-    let group = read_etc(rootfs, "/etc/group")?;
+    // The default user (root) needs nothing from these files but supplementary groups, so an
+    // image whose /etc/passwd is unreadable (or not a file) still runs as root, as in BuildKit.
+    let read = |path| match read_etc(rootfs, path) {
+        Err(_) if spec.is_empty() => Ok(String::new()),
+        other => other,
+    };
+    let passwd = read("/etc/passwd")?;
+    let group = read("/etc/group")?;
     resolve_user_from(spec, &passwd, &group)
 }
 

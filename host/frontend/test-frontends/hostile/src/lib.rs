@@ -3,7 +3,8 @@
 
 use hoist_frontend_sdk::types::{Definition, FileOp, Op, OpKind, OpRef, SourceOp};
 use hoist_frontend_sdk::{
-    export_frontend, image, solve, BuildResult, Error, Frontend, Options, Ref,
+    export_frontend, image, inputs, location, parse_platform, resolve_image_config, solve,
+    solve_frontend, warn, BuildResult, Error, Frontend, Options, Ref, ResolveMode, Warning,
 };
 
 /// The hostile frontend.
@@ -96,6 +97,38 @@ impl Frontend for Hostile {
                 Ok(BuildResult::new().with_metadata("entries", entries.len().to_string()))
             }
             "panic" => panic!("hostile frontend panicked on purpose"),
+            "hoard" => {
+                let def = image("busybox:latest").definition();
+                let mut refs = Vec::new();
+                loop {
+                    refs.push(solve(&def).map_err(|e| {
+                        Error::new(format!("after {} references: {}", refs.len(), e.message))
+                    })?);
+                }
+            }
+            "tour" => {
+                let inputs = inputs();
+                let platform = parse_platform("linux/arm64/v8")?;
+                let config = resolve_image_config("busybox", Some(&platform), ResolveMode::Pull)?;
+                let mut warning = Warning::new("stage name casing");
+                warning.rule = Some("StageNameCasing".into());
+                warning.location = Some(location("Dockerfile", &[(1, 2)]));
+                warn(&warning);
+                let st = context()?.stat("/etc/../bin/sh")?;
+                let sub = solve_frontend("builtin:none", vec![], vec![]).unwrap_err();
+                Ok(BuildResult::new()
+                    .with_metadata(
+                        "inputs",
+                        inputs
+                            .iter()
+                            .map(|(n, _)| n.as_str())
+                            .collect::<Vec<_>>()
+                            .join(","),
+                    )
+                    .with_metadata("canonical", config.canonical_ref)
+                    .with_metadata("stat", st.path)
+                    .with_metadata("subrequest", sub.message))
+            }
             "print" => {
                 println!("to stdout");
                 eprintln!("to stderr");
