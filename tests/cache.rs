@@ -64,7 +64,6 @@ fn second_identical_build_executes_nothing() {
 }
 
 #[test]
-#[ignore = "known bug: the solver stops at the first cache hit and reports only that step as cached (see the closing note of issue 2)"]
 fn cached_build_reports_every_step_cached() {
     // As buildx shows it: each step of a cached build is listed as CACHED, not only the last.
     let dir = Dir::new("cached_build_reports_every_step_cached");

@@ -648,6 +648,21 @@ impl Solver {
             });
         }
 
+        // Progress only: the steps under a cache hit did not run either; report them as cached
+        // too, as buildx does. Their results are not needed, so nothing is looked up.
+        let mut below: Vec<usize> = (0..n).filter(|&i| state[i] == State::Cached).collect();
+        let mut reported = vec![false; n];
+        while let Some(i) = below.pop() {
+            def.ops[i].for_each_input(|r| {
+                let j = r.op as usize;
+                if state[j] == State::Unvisited && !reported[j] {
+                    reported[j] = true;
+                    job.cached_event(j);
+                    below.push(j);
+                }
+            });
+        }
+
         // Run: each vertex starts when all its executed inputs are done.
         let mut pending = vec![0usize; n];
         let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
