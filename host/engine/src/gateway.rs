@@ -20,8 +20,8 @@ use crate::ops::LOCAL_DIR_ATTR;
 use crate::state::{Engine, Event, Progress};
 use crate::Error;
 
-/// Largest file a frontend may read in one call (the frontend host caps it too).
-pub const MAX_READ_BYTES: u64 = 16 << 20;
+/// Largest file a frontend may read in one call: the frontend host's cap, enforced here too.
+use hoist_frontend_host::limits::MAX_READ_BYTES;
 
 /// A reference the frontend holds: a definition, lazily solved to a chain.
 struct RefEntry {
@@ -190,10 +190,7 @@ impl JobGateway {
         reference: &str,
         platform: Option<&hoist_llb::Platform>,
     ) -> Result<(String, String, String), Error> {
-        let platform = match platform {
-            Some(p) => hoist_source::Platform::new(&p.os, &p.architecture, p.variant.as_deref()),
-            None => hoist_source::Platform::host(),
-        };
+        let platform = crate::ops::source_platform(platform);
         if let Some(layout) = reference.strip_prefix("oci-layout://") {
             let (path, tag) = hoist_source::layout::parse_layout_ref(layout);
             self.check_layout_allowed(&path)?;

@@ -260,7 +260,12 @@ fn local_dir(source: &SourceOp, name: &str) -> Result<PathBuf, Error> {
 
 /// The platform an op asks for, or the host's.
 fn platform_of(op: &Op) -> hoist_source::Platform {
-    match &op.platform {
+    source_platform(op.platform.as_ref())
+}
+
+/// An LLB platform in the sources' terms; none means the host's.
+pub(crate) fn source_platform(platform: Option<&hoist_llb::Platform>) -> hoist_source::Platform {
+    match platform {
         Some(p) => hoist_source::Platform::new(&p.os, &p.architecture, p.variant.as_deref()),
         None => hoist_source::Platform::host(),
     }
