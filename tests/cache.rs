@@ -1,6 +1,6 @@
 //! The build cache from the outside: what a build executes versus answers from the cache (per
 //! the `--progress=rawjson` events), across processes on one state directory, and the image
-//! digests that result. RUN steps write the time in nanoseconds into the image, so a step that
+//! digests that result. RUN steps write a random id or the time into the image, so a step that
 //! ran again changes the digest.
 
 use std::fs;
@@ -12,9 +12,9 @@ use crate::util::{archive_digest, build_cmd, build_oci, out_path, unpack_oci_arc
 
 /// Three steps after the base: a RUN before any context file, a COPY of `a.txt`, a RUN after.
 const DOCKERFILE: &str = "FROM busybox\n\
-    RUN echo before > /before.txt && date +%s%N >> /before.txt\n\
+    RUN echo before > /before.txt && cat /proc/sys/kernel/random/uuid >> /before.txt\n\
     COPY a.txt /a.txt\n\
-    RUN cat /a.txt > /after.txt && date +%s%N >> /after.txt\n";
+    RUN cat /a.txt > /after.txt && cat /proc/sys/kernel/random/uuid >> /after.txt\n";
 
 /// The steps of `steps` that did real work: RUN and COPY (sources and the like excluded).
 fn work(names: &[String]) -> Vec<String> {
