@@ -119,7 +119,6 @@ fn changed_context_file_reruns_copy_and_later_steps_only() {
 }
 
 #[test]
-#[ignore = "known bug: a COPY from the context is keyed on the whole context's checksum, not on the paths it copies (see the closing note of issue 2)"]
 fn change_to_a_file_no_step_copies_reruns_nothing() {
     // The cache key of COPY is the content of exactly the paths it selects, not the whole
     // context (DESIGN.md, "Cache and storage").

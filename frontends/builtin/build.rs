@@ -8,12 +8,15 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The frontends to embed: (package name, artifact file stem).
-const FRONTENDS: &[(&str, &str)] = &[("hoist-dockerfile", "hoist_dockerfile")];
+const FRONTENDS: &[(&str, &str)] = &[
+    ("hoist-dockerfile", "hoist_dockerfile"),
+    ("hoist-buildpacks", "hoist_buildpacks"),
+];
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let workspace = manifest_dir.join("../..");
-    for watched in ["frontends/dockerfile", "sdk", "wit", "Cargo.lock"] {
+    for watched in ["frontends/dockerfile", "frontends/buildpacks-like", "sdk", "wit", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", workspace.join(watched).display());
     }
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));

@@ -21,29 +21,46 @@ pub fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn run_async(args: BuildArgs) -> anyhow::Result<ExitCode> {
-    let EngineChoice::Embedded { state_dir } = &args.engine;
-    let engine = Engine::open(EngineConfig::new(state_dir.clone()))?;
+    let state_dir = match &args.engine {
+        EngineChoice::Embedded { state_dir } => state_dir,
+        EngineChoice::Remote { address, tls } => return crate::remote::build(&args, address, tls).await,
+    };
+    let mut config = EngineConfig::new(state_dir.clone());
+    config.frontends = hoist_engine::FrontendSettings {
+        policy: hoist_engine::FrontendPolicy::parse(&args.allow_frontends).map_err(anyhow::Error::msg)?,
+        offline: args.frontend_offline,
+    };
+    let engine = Engine::open(config)?;
     let scratch = tempfile::Builder::new().prefix("cli").tempdir_in(engine.state_dir().join("tmp")).context("making a scratch directory")?;
     let (request, stdout_exports) = request_of(&args, scratch.path())?;
     let dockerfile_path = dockerfile_path(&args, scratch.path());
 
+    let log_file = args.log_file.as_deref().map(crate::progress::LogFile::create).transpose()?;
     let (progress, events) = Progress::channel();
-    let renderer = Renderer::spawn(args.progress, events);
+    let renderer = Renderer::spawn_with_log(args.progress, events, log_file);
+    if let Some(why) = frontend_choice_note(&args) {
+        progress.send(hoist_engine::Event::FrontendLog { message: why });
+    }
     let result = engine.build(request, progress).await;
-    let report = renderer.finish().await;
+    let mut report = renderer.finish().await;
 
     match result {
-        Ok(outcome) => finish_success(&args, &outcome, &stdout_exports),
+        Ok(outcome) => {
+            let code = finish_success(&args, &outcome, &stdout_exports)?;
+            crate::explain_out::finish(&args, &mut report, None)?;
+            Ok(code)
+        }
         Err(err) => {
+            // The failure report comes last, after the explanation and everything else.
             let failure = FailureReport::new(&err, &report, dockerfile_path.as_deref());
-            eprint!("{failure}");
+            crate::explain_out::finish(&args, &mut report, Some(&failure))?;
             Ok(ExitCode::FAILURE)
         }
     }
 }
 
 /// Prints and writes what a successful build produced.
-fn finish_success(args: &BuildArgs, outcome: &BuildOutcome, stdout_exports: &[PathBuf]) -> anyhow::Result<ExitCode> {
+pub(crate) fn finish_success(args: &BuildArgs, outcome: &BuildOutcome, stdout_exports: &[PathBuf]) -> anyhow::Result<ExitCode> {
     let mut stdout = std::io::stdout().lock();
     if args.call != CallMode::Build {
         let key = if args.progress == flags::ProgressMode::RawJson { "result.json" } else { "result.txt" };
@@ -76,6 +93,7 @@ fn finish_success(args: &BuildArgs, outcome: &BuildOutcome, stdout_exports: &[Pa
             meta.insert("containerimage.config.digest".into(), serde_json::json!(e.config_digest));
         }
         meta.insert("hoist.frontend.digest".into(), serde_json::json!(outcome.frontend_digest));
+        meta.insert("hoist.frontend.reference".into(), serde_json::json!(outcome.frontend_reference));
         let text = serde_json::to_string_pretty(&meta)?;
         std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
     }
@@ -83,11 +101,30 @@ fn finish_success(args: &BuildArgs, outcome: &BuildOutcome, stdout_exports: &[Pa
     Ok(ExitCode::SUCCESS)
 }
 
+/// Why the built-in buildpacks frontend runs when nobody asked for a frontend, for the progress
+/// output; `None` when the user chose.
+fn frontend_choice_note(args: &BuildArgs) -> Option<String> {
+    (args.frontend.is_none() && args.dockerfile == DockerfileSource::Absent).then(|| {
+        "no Dockerfile in the context and no -f: building with the built-in buildpacks frontend \
+         (--frontend dockerfile to force a Dockerfile build)"
+            .to_string()
+    })
+}
+
 /// The engine request for the flags; exports to stdout go to files in `scratch` first.
-fn request_of(args: &BuildArgs, scratch: &Path) -> anyhow::Result<(BuildRequest, Vec<PathBuf>)> {
+pub(crate) fn request_of(args: &BuildArgs, scratch: &Path) -> anyhow::Result<(BuildRequest, Vec<PathBuf>)> {
     let frontend = match args.frontend.as_deref() {
+        // No Dockerfile in the context and no -f: the source tree is the build definition.
+        None if args.dockerfile == DockerfileSource::Absent => FrontendChoice::Builtin("buildpacks".into()),
+        Some("buildpacks") | Some("builtin:buildpacks") => FrontendChoice::Builtin("buildpacks".into()),
         None | Some("dockerfile") | Some("dockerfile.v0") | Some("builtin:dockerfile") => FrontendChoice::Builtin("dockerfile".into()),
-        Some(other) => FrontendChoice::Reference(other.to_string()),
+        // BuildKit's gateway frontend: the engine runs `--opt source=REF`.
+        Some("gateway.v0") => FrontendChoice::Builtin("dockerfile".into()),
+        // A component file (`file:PATH`), e.g. a frontend being developed (docs/frontend-authors.md).
+        Some(other) => match other.strip_prefix("file:") {
+            Some(path) => FrontendChoice::Bytes(std::fs::read(path).with_context(|| format!("reading the frontend component {path}"))?),
+            None => FrontendChoice::Reference(other.to_string()),
+        },
     };
     let mut contexts = Vec::new();
     if let Some(dir) = &args.context {
@@ -157,7 +194,7 @@ fn request_of(args: &BuildArgs, scratch: &Path) -> anyhow::Result<(BuildRequest,
 }
 
 /// Where the Dockerfile is on disk, for printing source lines in a failure report.
-fn dockerfile_path(args: &BuildArgs, scratch: &Path) -> Option<PathBuf> {
+pub(crate) fn dockerfile_path(args: &BuildArgs, scratch: &Path) -> Option<PathBuf> {
     match &args.dockerfile {
         DockerfileSource::File { dir, filename } => Some(dir.join(filename)),
         DockerfileSource::Inline(_) => Some(scratch.join("dockerfile/Dockerfile")),

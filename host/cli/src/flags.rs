@@ -17,8 +17,13 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod frontend;
+mod gc;
 #[cfg(test)]
 mod tests;
+
+pub use frontend::{FrontendCommand, FrontendFlags};
+pub use gc::{DuFlags, DuFormat, PruneFlags};
 
 /// Parses argv; on a usage error the returned clap error exits with code 2 (0 for --help).
 pub fn parse<I, T>(args: I) -> Result<Cli, clap::Error>
@@ -65,6 +70,47 @@ pub struct GlobalFlags {
     /// Address of a hoistd daemon to build on instead of the embedded engine.
     #[arg(long, global = true, env = "HOIST_HOST", value_name = "ADDR", help_heading = "Global options")]
     pub addr: Option<String>,
+
+    /// CA certificate (PEM) to verify a tcp:// daemon with; enables TLS.
+    #[arg(long, global = true, env = "HOIST_TLS_CACERT", value_name = "FILE", help_heading = "Global options")]
+    pub tlscacert: Option<PathBuf>,
+
+    /// Client certificate (PEM) for a daemon that requires one.
+    #[arg(long, global = true, env = "HOIST_TLS_CERT", value_name = "FILE", help_heading = "Global options")]
+    pub tlscert: Option<PathBuf>,
+
+    /// The client certificate's private key (PEM).
+    #[arg(long, global = true, env = "HOIST_TLS_KEY", value_name = "FILE", help_heading = "Global options")]
+    pub tlskey: Option<PathBuf>,
+
+    /// Name to verify the daemon's certificate against (default: the host of --addr).
+    #[arg(long, global = true, env = "HOIST_TLS_SERVER_NAME", value_name = "NAME", help_heading = "Global options")]
+    pub tlsservername: Option<String>,
+}
+
+impl GlobalFlags {
+    /// The engine these options pick: a hoistd daemon with --addr (a bad address is a usage
+    /// error), else the embedded engine in the state directory.
+    pub fn engine(&self, env: &Environment) -> anyhow::Result<EngineChoice> {
+        let Some(addr) = &self.addr else {
+            let state_dir = match &self.state_dir {
+                Some(d) => env.abs(d),
+                None => env.default_state_dir()?,
+            };
+            return Ok(EngineChoice::Embedded { state_dir });
+        };
+        let address = hoist_api::Address::parse(addr).map_err(|e| usage(e.to_string()))?;
+        let tls = hoist_api::ClientTls {
+            ca_cert: self.tlscacert.as_deref().map(|p| env.abs(p)),
+            cert: self.tlscert.as_deref().map(|p| env.abs(p)),
+            key: self.tlskey.as_deref().map(|p| env.abs(p)),
+            server_name: self.tlsservername.clone(),
+        };
+        if tls.is_enabled() && address.unix_path().is_some() {
+            return Err(usage(format!("TLS options apply to tcp:// addresses, not {addr}")));
+        }
+        Ok(EngineChoice::Remote { address, tls })
+    }
 }
 
 /// The subcommands.
@@ -72,8 +118,14 @@ pub struct GlobalFlags {
 pub enum Command {
     /// Build an image from a Dockerfile (or another frontend's input) and a context.
     Build(Box<BuildFlags>),
+    /// Publish, fetch and inspect frontends (Wasm OCI artifacts) in registries.
+    Frontend(FrontendFlags),
     /// Print hoist's version.
     Version,
+    /// Show the build cache's disk usage.
+    Du(DuFlags),
+    /// Remove build cache.
+    Prune(PruneFlags),
     /// Print a shell completion script.
     Completion {
         /// The shell to complete for.
@@ -162,6 +214,7 @@ pub struct BuildFlags {
     /// Frontend to build with: an image reference of a WebAssembly frontend, or a built-in name.
     ///
     /// Defaults to the Dockerfile's "# syntax=" line, else the built-in Dockerfile frontend.
+    /// "file:PATH" runs a component file, e.g. a frontend under development.
     #[arg(long, value_name = "REF", value_parser = parse_nonempty)]
     pub frontend: Option<String>,
 
@@ -169,9 +222,27 @@ pub struct BuildFlags {
     #[arg(long = "opt", value_name = "KEY=VALUE", value_parser = parse_opt)]
     pub opts: Vec<(String, String)>,
 
+    /// Allow only frontends matching these rules: a registry HOST[:PORT], a repository
+    /// HOST/PATH[/*] or a digest sha256:HEX (repeatable, comma-separated); built-ins always run.
+    #[arg(long = "allow-frontend", env = "HOIST_ALLOW_FRONTENDS", value_name = "RULE", value_delimiter = ',')]
+    pub allow_frontends: Vec<String>,
+
+    /// Do not ask registries about frontends: a tag keeps the digest its last build resolved.
+    #[arg(long, env = "HOIST_FRONTEND_OFFLINE")]
+    pub frontend_offline: bool,
+
     /// Write the build result's metadata (digests, names) as JSON to this file.
     #[arg(long, value_name = "PATH")]
     pub metadata_file: Option<PathBuf>,
+
+    /// Explain why each step ran instead of coming from the cache, compared with the last build
+    /// of the same target: "text" (on stderr after the progress) or "json" (on stdout).
+    #[arg(long, value_enum, value_name = "FORMAT", num_args = 0..=1, require_equals = true, default_missing_value = "text")]
+    pub explain: Option<ExplainFormat>,
+
+    /// Write the complete log of every step (output with step names and timestamps) to this file.
+    #[arg(long, value_name = "PATH")]
+    pub log_file: Option<PathBuf>,
 
     /// Write the image ID (config digest) to this file.
     #[arg(long, value_name = "PATH")]
@@ -635,6 +706,15 @@ impl SecretFlag {
     }
 }
 
+/// How `--explain` prints the explanation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExplainFormat {
+    /// Text on stderr, after the progress output.
+    Text,
+    /// One JSON document on stdout.
+    Json,
+}
+
 /// How progress is shown (`--progress`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ProgressFlag {
@@ -674,6 +754,8 @@ pub enum CallMode {
     Outline,
     /// List the targets (stages) that can be built.
     Targets,
+    /// Print the build plan (JSON) of the buildpacks frontend without building.
+    Plan,
 }
 
 impl CallMode {
@@ -684,6 +766,7 @@ impl CallMode {
             CallMode::Check => Some("frontend.lint"),
             CallMode::Outline => Some("frontend.outline"),
             CallMode::Targets => Some("frontend.targets"),
+            CallMode::Plan => Some("frontend.plan"),
         }
     }
 }
@@ -818,6 +901,13 @@ pub enum EngineChoice {
         /// The state directory.
         state_dir: PathBuf,
     },
+    /// A hoistd daemon.
+    Remote {
+        /// Its address.
+        address: hoist_api::Address,
+        /// TLS settings for a tcp:// address.
+        tls: hoist_api::ClientTls,
+    },
 }
 
 /// A resolved `hoist build`: the whole request, nothing left to look up.
@@ -857,6 +947,14 @@ pub struct BuildArgs {
     pub metadata_file: Option<PathBuf>,
     /// Where to write the image ID.
     pub iidfile: Option<PathBuf>,
+    /// --explain: print why steps ran, in this format.
+    pub explain: Option<ExplainFormat>,
+    /// --log-file: where the complete build log goes.
+    pub log_file: Option<PathBuf>,
+    /// --allow-frontend: the frontend policy's rules (checked).
+    pub allow_frontends: Vec<String>,
+    /// --frontend-offline: tags of registry frontends are not re-resolved.
+    pub frontend_offline: bool,
     /// The engine that runs the build.
     pub engine: EngineChoice,
 }
@@ -867,13 +965,7 @@ impl BuildFlags {
     /// Reads stdin (for "-"), build-arg values from the environment, secret files and
     /// variables, and checks that the context and an explicit Dockerfile exist.
     pub fn resolve(&self, global: &GlobalFlags, env: &mut Environment) -> anyhow::Result<BuildArgs> {
-        if let Some(addr) = &global.addr {
-            anyhow::bail!("cannot build on {addr}: the hoistd daemon is not available yet; unset HOIST_HOST and drop --addr to use the embedded engine");
-        }
-        let state_dir = match &global.state_dir {
-            Some(d) => env.abs(d),
-            None => env.default_state_dir()?,
-        };
+        let engine = global.engine(env)?;
         let call = if self.check { CallMode::Check } else { self.call };
 
         // The context and the Dockerfile.
@@ -995,6 +1087,10 @@ impl BuildFlags {
             named_contexts.push(NamedContext { name: nc.name.clone(), source });
         }
         opts.extend(self.opts.iter().cloned());
+        if self.frontend.as_deref() == Some("gateway.v0") && !opts.iter().any(|(k, v)| k == "source" && !v.is_empty()) {
+            return Err(usage("--frontend gateway.v0 needs the frontend's reference: add --opt source=REF"));
+        }
+        hoist_engine::FrontendPolicy::parse(&self.allow_frontends).map_err(usage)?;
 
         // Secrets.
         for (i, s) in self.secrets.iter().enumerate() {
@@ -1053,6 +1149,9 @@ impl BuildFlags {
         if to_stdout == 1 && env.stdout_is_tty {
             return Err(usage("refusing to write a tarball to a terminal: redirect stdout or give dest=PATH"));
         }
+        if self.explain == Some(ExplainFormat::Json) && to_stdout == 1 {
+            return Err(usage("--explain=json prints to stdout, which an --output already writes to: use --explain=text or --metadata-file"));
+        }
 
         let progress = if self.quiet {
             ProgressMode::Quiet
@@ -1083,7 +1182,11 @@ impl BuildFlags {
             quiet: self.quiet,
             metadata_file: self.metadata_file.as_deref().map(|p| env.abs(p)),
             iidfile: self.iidfile.as_deref().map(|p| env.abs(p)),
-            engine: EngineChoice::Embedded { state_dir },
+            explain: self.explain,
+            log_file: self.log_file.as_deref().map(|p| env.abs(p)),
+            allow_frontends: self.allow_frontends.clone(),
+            frontend_offline: self.frontend_offline,
+            engine,
         })
     }
 }

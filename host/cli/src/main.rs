@@ -8,8 +8,12 @@ use std::io::Write as _;
 use std::process::ExitCode;
 
 mod build_cmd;
+mod explain_out;
 mod flags;
+mod frontend_cmd;
+mod gc_cmd;
 mod progress;
+mod remote;
 
 fn main() -> ExitCode {
     let cli = match flags::parse(std::env::args_os()) {
@@ -52,6 +56,22 @@ fn run(cli: flags::Cli) -> anyhow::Result<ExitCode> {
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut flags::command(), "hoist", &mut script);
             stdout.write_all(&script)?;
+        }
+        flags::Command::Du(du) => {
+            let env = flags::Environment::from_process()?;
+            let engine = cli.global.engine(&env)?;
+            drop(stdout);
+            return gc_cmd::du(engine, &du);
+        }
+        flags::Command::Prune(prune) => {
+            let env = flags::Environment::from_process()?;
+            let engine = cli.global.engine(&env)?;
+            drop(stdout);
+            return gc_cmd::prune(engine, &prune);
+        }
+        flags::Command::Frontend(frontend) => {
+            drop(stdout);
+            return frontend_cmd::run(frontend);
         }
         flags::Command::Build(build) => {
             let mut env = flags::Environment::from_process()?;

@@ -193,6 +193,29 @@ pub fn tree_checksum(
     })
 }
 
+/// The checksum of exactly what a step reads from local context `src`: the paths `selectors`
+/// resolve to, through the source's own `source_filter`, hashed as [`tree_checksum`] does. Also
+/// returns the resolved paths (`/`-prefixed, for messages).
+pub fn selection_checksum(
+    src: &Path,
+    source_filter: &dyn PathFilter,
+    selectors: &[crate::selection::PathSelector],
+    cache: &ChecksumCache,
+) -> Result<(TreeChecksum, Vec<String>), ContextError> {
+    let root = std::path::absolute(src).map_err(|e| ContextError::Fs {
+        context: src.to_owned(),
+        source: FsError::io(src, e),
+    })?;
+    let selection = crate::selection::SelectionFilter::resolve(&root, selectors).map_err(|source| {
+        ContextError::Fs {
+            context: src.to_owned(),
+            source,
+        }
+    })?;
+    let both = crate::selection::Both(source_filter, &selection);
+    Ok((tree_checksum(&root, &both, cache)?, selection.roots()))
+}
+
 /// The regular files needing a digest, and the further hardlinks of an earlier file (entry
 /// index → index of the first, whose digest they share).
 struct Plan {
@@ -571,4 +594,30 @@ mod tests {
             "changed metadata invalidates the cached digests"
         );
     }
+}
+
+/// Each entry `filter` selects in `src`, in walk order, with the content digest of regular files
+/// (hardlinks share their first file's): the per-file data [`tree_checksum`] hashes, for naming
+/// the files that changed between builds. Digests come from `cache` when the stamps match
+/// (right after a [`tree_checksum`] of the same tree, all do), else the file is read.
+pub fn entry_digests(
+    src: &Path,
+    filter: &dyn PathFilter,
+    cache: &ChecksumCache,
+) -> Result<Vec<(WalkEntry, Option<[u8; 32]>)>, ContextError> {
+    let fs_err = |source| ContextError::Fs {
+        context: src.to_owned(),
+        source,
+    };
+    let root = std::path::absolute(src).map_err(|e| fs_err(FsError::io(src, e)))?;
+    let entries = walk_selected(&root, filter).map_err(fs_err)?;
+    let plan = plan_files(&entries);
+    let mut digests = vec![None; entries.len()];
+    for file in resolve_digests(&root, &entries, &plan.files, cache)? {
+        digests[file.index] = Some(file.digest);
+    }
+    for (&link, &first) in &plan.link_of {
+        digests[link] = digests[first];
+    }
+    Ok(entries.into_iter().zip(digests).collect())
 }

@@ -99,6 +99,15 @@ impl Error {
         }
     }
 
+    /// The exit code and command of a RUN step whose process failed, if that is the failure.
+    pub fn exit_status(&self) -> Option<(i32, &[String])> {
+        match self {
+            Error::Worker(hoist_worker::Error::ExitStatus { code, args, .. }) => Some((*code, args.as_slice())),
+            Error::Solver(hoist_solver::Error::Vertex { source, .. }) => source.get_ref().downcast_ref::<Error>()?.exit_status(),
+            _ => None,
+        }
+    }
+
     /// Whether the build was cancelled rather than failed.
     pub fn is_cancelled(&self) -> bool {
         matches!(self, Error::Solver(e) if e.is_cancelled())

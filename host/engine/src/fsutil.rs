@@ -134,6 +134,17 @@ pub type Result<T, E = FsError> = std::result::Result<T, E>;
 /// components are taken literally. The final component is followed only when
 /// `follow_final_symlink` (a trailing `/` or `/.` always follows it, as in POSIX).
 pub fn resolve_in_root(root: &Path, path: &str, follow_final_symlink: bool) -> Result<PathBuf> {
+    resolve_in_root_traced(root, path, follow_final_symlink, &mut Vec::new())
+}
+
+/// [`resolve_in_root`], also noting the path relative to `root` of every symlink it followed
+/// (what a content checksum of the resolution must cover besides the resolved path).
+pub fn resolve_in_root_traced(
+    root: &Path,
+    path: &str,
+    follow_final_symlink: bool,
+    links_followed: &mut Vec<PathBuf>,
+) -> Result<PathBuf> {
     let mut resolved = PathBuf::new();
     let mut pending = reversed_components(path.as_bytes());
     let mut links = 0;
@@ -157,6 +168,7 @@ pub fn resolve_in_root(root: &Path, path: &str, follow_final_symlink: bool) -> R
                     });
                 }
                 let target = fs::read_link(&candidate).map_err(|e| FsError::io(&candidate, e))?;
+                links_followed.push(resolved.join(&component));
                 if target.is_absolute() {
                     resolved = PathBuf::new();
                 }

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use hoist_frontend_host::{FileStat, FrontendEvent, FrontendSolved, GatewayError, ResolveMode, ResolvedImageConfig};
 use hoist_llb::{Definition, OpKind, Source, SourceOp};
@@ -35,8 +35,14 @@ pub struct JobGateway {
     contexts: Vec<(String, ContextSource)>,
     no_cache: bool,
     progress: Progress,
-    refs: tokio::sync::Mutex<HashMap<String, RefEntry>>,
-    next_ref: Mutex<u64>,
+    refs: Arc<tokio::sync::Mutex<HashMap<String, RefEntry>>>,
+    next_ref: Arc<Mutex<u64>>,
+    /// The frontends running one another in this job, outermost first (see `child`).
+    frontends: Vec<String>,
+    /// The inputs a chained frontend was given, replacing the job's contexts as `inputs()`.
+    inputs_override: Option<Vec<(String, Definition)>>,
+    /// Explains this job's cache misses against the last build of its scope, if on.
+    explain: Option<Arc<hoist_solver::ExplainSession>>,
 }
 
 /// A file's metadata as the gateway reports it.
@@ -80,9 +86,62 @@ impl JobGateway {
             contexts,
             no_cache: request.no_cache,
             progress,
-            refs: tokio::sync::Mutex::new(HashMap::new()),
-            next_ref: Mutex::new(0),
+            refs: Arc::new(tokio::sync::Mutex::new(HashMap::new())),
+            next_ref: Arc::new(Mutex::new(0)),
+            frontends: Vec::new(),
+            inputs_override: None,
+            explain: None,
         })
+    }
+
+    /// This gateway, explaining its solves in `session`.
+    pub(crate) fn with_explain(mut self, session: Option<Arc<hoist_solver::ExplainSession>>) -> JobGateway {
+        self.explain = session;
+        self
+    }
+
+    /// Names the frontend this gateway serves (the outermost of the job's chain).
+    pub fn with_frontend(mut self, reference: &str) -> JobGateway {
+        self.frontends = vec![reference.to_string()];
+        self
+    }
+
+    /// A gateway for frontend `source` run by this one: the same job and references, `inputs`
+    /// as its inputs (this job's when empty). Refused past [`crate::MAX_FRONTEND_DEPTH`].
+    pub(crate) fn child(&self, source: &str, inputs: Vec<(String, Definition)>) -> Result<JobGateway, Error> {
+        let mut frontends = self.frontends.clone();
+        frontends.push(source.to_string());
+        if frontends.len() > crate::MAX_FRONTEND_DEPTH {
+            return Err(Error::FrontendRef {
+                reference: source.to_string(),
+                message: format!(
+                    "frontends call one another more than {} deep (MAX_FRONTEND_DEPTH): {}; does a frontend forward to itself?",
+                    crate::MAX_FRONTEND_DEPTH,
+                    frontends.join(" -> ")
+                ),
+            });
+        }
+        Ok(JobGateway {
+            engine: self.engine.clone(),
+            contexts: self.contexts.clone(),
+            no_cache: self.no_cache,
+            progress: self.progress.clone(),
+            refs: self.refs.clone(),
+            next_ref: self.next_ref.clone(),
+            frontends,
+            inputs_override: if inputs.is_empty() { self.inputs_override.clone() } else { Some(inputs) },
+            explain: self.explain.clone(),
+        })
+    }
+
+    /// The job's named contexts.
+    pub(crate) fn contexts(&self) -> &[(String, ContextSource)] {
+        &self.contexts
+    }
+
+    /// The job's progress channel.
+    pub(crate) fn progress(&self) -> &Progress {
+        &self.progress
     }
 
     /// Registers a definition as a reference; solves it now when `evaluate`.
@@ -115,7 +174,12 @@ impl JobGateway {
             entry.definition.clone()
         };
         let options = SolveOptions { no_cache: self.no_cache, ..SolveOptions::default() };
-        let solved = self.engine.solver.solve(&definition, options, self.progress.solver_sender()).await?;
+        let solved = self
+            .engine
+            .solver
+            .solve_explained(&definition, options, self.progress.solver_sender(), self.explain.as_deref())
+            .await?;
+        self.engine.shared.gc.touch(solved.cache_keys.iter().flatten());
         let chain = match solved.output {
             Some(result) => Chain::decode(result.as_str())?,
             None => Chain::scratch(),
@@ -212,6 +276,9 @@ impl JobGateway {
 
     /// The job's named contexts as definitions.
     pub fn inputs(&self) -> Vec<(String, Definition)> {
+        if let Some(inputs) = &self.inputs_override {
+            return inputs.clone();
+        }
         self.contexts
             .iter()
             .map(|(name, source)| {
@@ -360,10 +427,11 @@ impl hoist_frontend_host::Solver for JobGateway {
     async fn solve_frontend(
         &self,
         source: String,
-        _options: Vec<(String, String)>,
-        _inputs: Vec<(String, Definition)>,
+        options: Vec<(String, String)>,
+        inputs: Vec<(String, Definition)>,
     ) -> Result<FrontendSolved, GatewayError> {
-        Err(GatewayError::new(format!("running another frontend ({source}) from a frontend is not supported yet")))
+        let engine = self.engine.clone();
+        Box::pin(engine.run_chained(self, source, options, inputs)).await.map_err(to_gateway)
     }
 
     async fn resolve_image_config(

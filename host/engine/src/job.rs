@@ -67,6 +67,9 @@ impl BuildRequest {
 pub struct BuildOutcome {
     /// Digest of the frontend component that ran.
     pub frontend_digest: String,
+    /// Which frontend ran: `builtin:dockerfile`, or a registry reference pinned to its
+    /// manifest digest (`# syntax=`, `--frontend`).
+    pub frontend_reference: String,
     /// The image config the frontend returned.
     pub image_config: Option<String>,
     /// Metadata the frontend returned (e.g. `result.json` of a subrequest).
@@ -78,15 +81,32 @@ pub struct BuildOutcome {
 impl Engine {
     /// Runs one build to the end; progress goes to `progress`.
     pub async fn build(&self, request: BuildRequest, progress: Progress) -> Result<BuildOutcome, Error> {
-        let (reference, bytes) = self.frontend_bytes(&request.frontend)?;
-        let frontend = self.frontends.load(&bytes)?;
-        progress.send(Event::Frontend { reference, digest: frontend.digest().to_string() });
+        // A prune waits until this build is over (see gc.rs).
+        let _gc = self.shared.gc.build_guard().await;
+        // `# syntax=` and its overrides pick the frontend; a registry one is pulled here.
+        let selection = crate::frontend_ref::select(&request);
+        let mut request = request;
+        request.options.extend(selection.extra_options.iter().cloned());
+        let loaded = self.load_frontend(&selection.choice, &request.contexts, &selection.origin).await?;
+        let (frontend, reference) = (loaded.frontend, loaded.reference);
+        progress.send(Event::Frontend { reference: reference.clone(), digest: frontend.digest().to_string() });
 
         let secret_ids = self.add_secrets(&request.secrets);
-        let gateway = Arc::new(JobGateway::new(self.clone(), &request, progress.clone())?);
+        let explain = self.explain_session(&request, &reference, &frontend.digest().to_string());
+        let gateway = Arc::new(
+            JobGateway::new(self.clone(), &request, progress.clone())?.with_frontend(&reference).with_explain(explain.clone()),
+        );
         let result = self.run_frontend(&frontend, &request, gateway.clone()).await;
         self.remove_secrets(&secret_ids);
         let (chain, image_config, metadata) = result?;
+        if let Some(session) = explain {
+            // The next build is compared with this one; failing to record it fails nothing.
+            match tokio::task::spawn_blocking(move || session.commit()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!("recording the build for explanations: {e}"),
+                Err(e) => tracing::warn!("recording the build for explanations: {e}"),
+            }
+        }
 
         let mut exported = Vec::new();
         for spec in &request.exports {
@@ -94,7 +114,23 @@ impl Engine {
             progress.send(Event::Exported { description: done.description.clone() });
             exported.push(done);
         }
-        Ok(BuildOutcome { frontend_digest: frontend.digest().to_string(), image_config, metadata, exported })
+        Ok(BuildOutcome { frontend_digest: frontend.digest().to_string(), frontend_reference: reference, image_config, metadata, exported })
+    }
+
+    /// The explain session of a build, unless explaining is off or its store fails.
+    fn explain_session(&self, request: &BuildRequest, reference: &str, frontend_digest: &str) -> Option<Arc<hoist_solver::ExplainSession>> {
+        if !self.shared.explain {
+            return None;
+        }
+        let scope = crate::explain::scope_of(request, reference);
+        let args = crate::explain::build_arg_names(request);
+        match self.solver.explain_store().session(&scope, frontend_digest, args) {
+            Ok(session) => Some(Arc::new(session)),
+            Err(e) => {
+                tracing::warn!("explanations unavailable: {e}");
+                None
+            }
+        }
     }
 
     /// Runs the frontend and solves the reference it returns.
@@ -117,20 +153,6 @@ impl Engine {
             None => (crate::chain::Chain::scratch(), None),
         };
         Ok((chain, config, output.metadata))
-    }
-
-    /// The component bytes for a frontend choice, with the name to show.
-    fn frontend_bytes(&self, choice: &FrontendChoice) -> Result<(String, Vec<u8>), Error> {
-        match choice {
-            FrontendChoice::Builtin(name) => hoist_builtin_frontends::lookup(name)
-                .map(|b| (format!("builtin:{name}"), b.to_vec()))
-                .ok_or_else(|| Error::FrontendRef { reference: name.clone(), message: "no such built-in frontend".into() }),
-            FrontendChoice::Bytes(bytes) => Ok(("file".into(), bytes.clone())),
-            FrontendChoice::Reference(r) => Err(Error::FrontendRef {
-                reference: r.clone(),
-                message: "frontends from registries are not supported yet; use the built-in Dockerfile frontend".into(),
-            }),
-        }
     }
 
     /// Makes a job's secrets visible to exec ops; returns the ids to remove afterwards.

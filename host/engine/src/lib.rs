@@ -31,17 +31,26 @@
 pub mod chain;
 pub mod checksum;
 pub mod context;
+mod direct;
 mod error;
 pub mod exec;
+mod explain;
 mod export;
 pub mod fileop;
+pub mod frontend_ref;
 pub mod fsutil;
 mod gateway;
+pub mod gc;
 mod job;
 mod ops;
+mod remote_sources;
+pub mod selection;
 mod state;
 
 pub use error::Error;
 pub use export::{ExportKind, ExportSpec, Exported};
+pub use direct::Solved;
+pub use gc::{DiskUsage, PruneOptions, PruneReport, UsageItem, UsageKind};
+pub use frontend_ref::{FrontendPolicy, FrontendSettings, PolicyRule, MAX_FRONTEND_DEPTH};
 pub use job::{BuildOutcome, BuildRequest, ContextSource, FrontendChoice};
 pub use state::{Engine, EngineConfig, Event, Progress, Secrets};

@@ -11,13 +11,14 @@ use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
 use hoist_llb::{Op, OpKind, OpRef, Source, SourceOp};
-use hoist_solver::{ExecError, ExecJob, OpExecutor, ResultId, VertexInfo};
+use hoist_solver::{ExecError, ExecJob, OpExecutor, ResultId, SelectedContent, VertexInfo};
 use hoist_source::ResolvedImage;
 use hoist_store::snapshot::LayerId;
 use hoist_worker::{CancelToken, Stream};
 
 use crate::chain::Chain;
 use crate::exec::{run_exec, ExecEnv};
+use crate::selection::{LocalFilter, PathSelector};
 use crate::state::Shared;
 use crate::Error;
 
@@ -46,8 +47,44 @@ impl OpExecutor for Ops {
         })
     }
 
+    fn selected_content<'a>(
+        &'a self,
+        _vertex: &'a VertexInfo,
+        op: &'a Op,
+        inputs: &'a [&'a Op],
+    ) -> BoxFuture<'a, Result<Vec<Option<SelectedContent>>, ExecError>> {
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(inputs.len());
+            for (selectors, input) in input_selectors(op).into_iter().zip(inputs) {
+                let selected = match (selectors, &input.kind) {
+                    (Some(selectors), OpKind::Source(source)) => self.local_selection(source, selectors).await,
+                    _ => None,
+                };
+                out.push(selected);
+            }
+            Ok(out)
+        })
+    }
+
+    fn explain_facets(&self, _vertex: &VertexInfo, op: &Op) -> Vec<(String, String)> {
+        crate::explain::secret_facets(&self.shared, op)
+    }
+
+    fn content_files<'a>(
+        &'a self,
+        _vertex: &'a VertexInfo,
+        op: &'a Op,
+    ) -> BoxFuture<'a, Result<Option<Vec<hoist_solver::FileFact>>, ExecError>> {
+        Box::pin(async move {
+            let OpKind::Source(source) = &op.kind else { return Ok(None) };
+            let (shared, source) = (self.shared.clone(), source.clone());
+            blocking(move || crate::explain::local_files(&shared, &source)).await.map_err(ExecError::new)
+        })
+    }
+
     fn execute(&self, job: ExecJob) -> BoxFuture<'_, Result<Vec<ResultId>, ExecError>> {
         Box::pin(async move {
+            let _in_use = self.shared.gc.hold(&job.inputs);
             let chains = self.run(job).await.map_err(ExecError::new)?;
             Ok(chains.iter().map(|c| ResultId::new(c.encode())).collect())
         })
@@ -65,7 +102,7 @@ impl Ops {
             }
             Source::Local { name } => {
                 let dir = local_dir(source, &name)?;
-                let filter = crate::context::PatternFilter::new(&source.include_patterns, &source.exclude_patterns)?;
+                let filter = local_filter(&dir, source)?;
                 let shared = self.shared.clone();
                 let sum = blocking(move || {
                     let tree = shared.db.open_tree("checksums").map_err(|e| Error::Internal(format!("sled: {e}")))?;
@@ -76,7 +113,34 @@ impl Ops {
                 Ok(Some(sum))
             }
             Source::OciLayout { .. } => Ok(None),
-            other => Err(Error::Unsupported(format!("source {other:?}"))),
+            Source::Http { url } => Ok(Some(crate::remote_sources::http_key(&self.shared, source, &url).await?)),
+            Source::Git { remote, reference } => {
+                Ok(Some(crate::remote_sources::git_key(source, &remote, reference.as_deref()).await?))
+            }
+        }
+    }
+
+    /// The content of exactly what `selectors` read of a `local://` source; `None` when the
+    /// source is not local or the selection cannot be resolved (the step is then keyed on the
+    /// whole source, and running it reports the problem).
+    async fn local_selection(&self, source: &SourceOp, selectors: Vec<PathSelector>) -> Option<SelectedContent> {
+        let Ok(Source::Local { name }) = source.parse() else { return None };
+        let dir = local_dir(source, &name).ok()?;
+        let filter = local_filter(&dir, source).ok()?;
+        let shared = self.shared.clone();
+        let paths = selectors.iter().map(|s| s.path.clone()).collect();
+        let result = blocking(move || {
+            let tree = shared.db.open_tree("checksums").map_err(|e| Error::Internal(format!("sled: {e}")))?;
+            let cache = crate::checksum::ChecksumCache::new(tree);
+            Ok(crate::checksum::selection_checksum(&dir, &filter, &selectors, &cache)?)
+        })
+        .await;
+        match result {
+            Ok((sum, _resolved)) => Some(SelectedContent { paths, checksum: sum.digest }),
+            Err(e) => {
+                tracing::debug!("keying on the whole local source {name}: {e}");
+                None
+            }
         }
     }
 
@@ -151,7 +215,7 @@ impl Ops {
             }
             Source::Local { name } => {
                 let dir = local_dir(source, &name)?;
-                let filter = crate::context::PatternFilter::new(&source.include_patterns, &source.exclude_patterns)?;
+                let filter = local_filter(&dir, source)?;
                 let shared = self.shared.clone();
                 blocking(move || {
                     let layer = shared.snapshots.prepare(&[])?;
@@ -160,7 +224,10 @@ impl Ops {
                 })
                 .await
             }
-            other => Err(Error::Unsupported(format!("source {other:?}"))),
+            Source::Http { url } => crate::remote_sources::http_chain(&self.shared, source, &url).await,
+            Source::Git { remote, reference } => {
+                crate::remote_sources::git_chain(&self.shared, source, &remote, reference.as_deref()).await
+            }
         }
     }
 
@@ -246,6 +313,49 @@ fn run_file(shared: &Shared, file: &hoist_llb::FileOp, chain_of: &dyn Fn(&OpRef)
     crate::fileop::apply_actions(layer.mountpoint(), &file.actions, &src_root)?;
     drop(views);
     Ok(base.with_layer(layer.commit()?))
+}
+
+/// Per `Op::inputs()` position, the paths the op reads of that input when it reads only part of
+/// it, as BuildKit keys on content for selectors: a file op's copy sources, and read-only bind
+/// mounts other than the root. `None`: the op reads the whole input (a file op's base, an exec's
+/// root or writable mounts).
+fn input_selectors(op: &Op) -> Vec<Option<Vec<PathSelector>>> {
+    match &op.kind {
+        OpKind::File(file) => {
+            let mut out = Vec::new();
+            if file.base.is_some() {
+                out.push(None);
+            }
+            for action in &file.actions {
+                if let hoist_llb::FileAction::Copy(copy) = action {
+                    out.push(Some(vec![PathSelector {
+                        path: copy.src_path.clone(),
+                        follow_symlinks: copy.follow_symlinks,
+                        allow_wildcard: copy.allow_wildcard,
+                        include_patterns: copy.include_patterns.clone(),
+                        exclude_patterns: copy.exclude_patterns.clone(),
+                    }]));
+                }
+            }
+            out
+        }
+        OpKind::Exec(exec) => exec
+            .mounts
+            .iter()
+            .filter(|m| m.input.is_some())
+            .map(|m| {
+                let partial = m.readonly && m.dest != "/" && matches!(m.kind, hoist_llb::MountKind::Bind);
+                let path = if m.selector.is_empty() { "/" } else { m.selector.as_str() };
+                partial.then(|| vec![PathSelector::subtree(path)])
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// What a `local://` source op selects of its directory.
+fn local_filter(dir: &std::path::Path, source: &SourceOp) -> Result<LocalFilter, Error> {
+    Ok(LocalFilter::new(dir, &source.include_patterns, &source.exclude_patterns, &source.follow_paths)?)
 }
 
 /// The client directory a rewritten `local://NAME` source stands for.

@@ -1,7 +1,9 @@
 //! Frontend host benchmark: cold load (compile), warm load (compiled file on disk), in-memory
 //! load, instantiate-only, and the `build()` round trip of `sdk/examples/hello-frontend`.
 //!
-//! Run: `cargo run --release -p hoist-frontend-host --example bench_frontend [ITERATIONS]`.
+//! Run: `cargo run --release -p hoist-frontend-host --example bench_frontend [ITERATIONS]
+//! [COMPONENT.wasm]`; with a component path (e.g. a Python frontend built by
+//! `sdk/python/build.sh`) that component is measured instead of the Rust example.
 //! Figures are printed, never asserted. Targets: warm bytes-on-disk → `build()` returned under
 //! 5 ms; instantiate under 1 ms.
 
@@ -109,8 +111,11 @@ async fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(200);
-    let wasm = build_guest("hello-frontend").unwrap_or_else(|e| panic!("{e}"));
-    let bytes = std::fs::read(&wasm).unwrap();
+    let wasm = match std::env::args().nth(2) {
+        Some(path) => std::path::PathBuf::from(path),
+        None => build_guest("hello-frontend").unwrap_or_else(|e| panic!("{e}")),
+    };
+    let bytes = std::fs::read(&wasm).unwrap_or_else(|e| panic!("{}: {e}", wasm.display()));
     let gateway: Arc<dyn Gateway> = Arc::new(NullGateway);
     let options = || vec![("build-arg:GREETING".to_string(), "bench".to_string())];
 
@@ -164,9 +169,11 @@ async fn main() {
     }
 
     println!(
-        "hello-frontend component: {} bytes; compiled (.cwasm): {cwasm_size} bytes",
+        "component {}: {} bytes; compiled (.cwasm): {cwasm_size} bytes",
+        wasm.display(),
         bytes.len()
     );
+    println!("imports: {}", f.imports().join(", "));
     println!("iterations: {iterations}");
     row("cold load (new host + compile + cache write)", cold);
     row("warm load (new host, compiled file on disk)", warm_load);

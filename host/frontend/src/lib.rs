@@ -289,6 +289,13 @@ fn check_world(engine: &Engine, component: &Component) -> Result<WorldInfo, Erro
     let ty = component.component_type();
     let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
     let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
+    check_world_names(imports, exports)
+}
+
+/// Checks a component's import and export names (as a registry artifact's config lists them,
+/// or as read from the binary) against the contract versions this host serves, without
+/// compiling anything; returns the world it targets.
+pub fn check_world_names(imports: Vec<String>, exports: Vec<String>) -> Result<WorldInfo, Error> {
     let unsupported = |name: &str, version: &str| Error::UnsupportedWorld {
         found: format!("{name} (hoist:frontend@{version})"),
         served: SERVED_VERSIONS,

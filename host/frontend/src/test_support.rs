@@ -89,3 +89,56 @@ fn run_cargo(package: &str) -> Result<PathBuf, String> {
         ))
     }
 }
+
+/// The directory of cached Python frontend components: `$HOIST_FIXTURES/python`, else
+/// `/var/cache/hoist/fixtures/python`.
+pub fn python_cache_dir() -> PathBuf {
+    std::env::var_os("HOIST_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/hoist/fixtures"))
+        .join("python")
+}
+
+/// Builds the Python frontend in `app_dir` (relative to the workspace root, e.g.
+/// `sdk/python/examples/hello`) with `sdk/python/build.sh`, once per process, and returns the
+/// `.wasm` path. The script keys its cache ([`python_cache_dir`]) on the hash of every input,
+/// so an unchanged frontend is compiled by componentize-py once per machine, not per test run;
+/// it creates the componentize-py virtualenv when missing.
+pub fn build_python_guest(app_dir: &str) -> Result<PathBuf, String> {
+    static BUILT: OnceLock<Mutex<HashMap<String, Result<PathBuf, String>>>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| Mutex::new(HashMap::new()));
+    let mut built = built.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(r) = built.get(app_dir) {
+        return r.clone();
+    }
+    let r = run_python_build(app_dir);
+    built.insert(app_dir.to_string(), r.clone());
+    r
+}
+
+fn run_python_build(app_dir: &str) -> Result<PathBuf, String> {
+    let cache = python_cache_dir();
+    let out_dir = cache.join("out");
+    std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
+    let name = app_dir.trim_end_matches('/').replace('/', "_");
+    // build.sh renames a finished file into place, so concurrent test binaries writing the same
+    // (identical) component never expose a partial one.
+    let wasm = out_dir.join(format!("{name}.wasm"));
+    let root = workspace_root();
+    let out = Command::new("bash")
+        .current_dir(&root)
+        .arg(root.join("sdk/python/build.sh"))
+        .arg(app_dir)
+        .arg("-o")
+        .arg(&wasm)
+        .env("HOIST_PY_CACHE", &cache)
+        .output()
+        .map_err(|e| format!("running sdk/python/build.sh for {app_dir}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "sdk/python/build.sh {app_dir} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(wasm)
+}

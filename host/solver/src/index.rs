@@ -80,6 +80,24 @@ impl Index {
         }
     }
 
+    /// Every record: its key, results and creation time (seconds since the epoch).
+    pub(crate) fn records(&self) -> Result<Vec<(CacheKey, Vec<ResultId>, u64)>, Error> {
+        let mut out = Vec::new();
+        for kv in self.tree.iter() {
+            let (raw_key, raw) = kv.map_err(|e| Error::index("list", None, e))?;
+            let Ok(bytes) = <[u8; 32]>::try_from(raw_key.as_ref()) else {
+                continue;
+            };
+            let key = CacheKey(hoist_llb::Digest::from_bytes(bytes));
+            let rec: Record = serde_json::from_slice(&raw).map_err(|e| Error::CorruptRecord {
+                key,
+                message: e.to_string(),
+            })?;
+            out.push((key, rec.results, rec.created));
+        }
+        Ok(out)
+    }
+
     pub(crate) fn remove(&self, key: &CacheKey) -> Result<bool, Error> {
         let old = self
             .tree

@@ -31,6 +31,11 @@
 //! manifest digest). So a key changes when the op, anything upstream, or upstream content
 //! changes. Description and location are not part of it.
 //!
+//! When the op reads only some paths of an input (a `COPY a.txt` from the build context),
+//! [`OpExecutor::selected_content`] may return their content checksum for that input position;
+//! `key(input)` is then replaced by [`selected_key`] of it (BuildKit's content-based keys for
+//! selectors), so a change elsewhere in that input leaves the op's key as it was.
+//!
 //! # Guarantees
 //!
 //! * Lazy: when a vertex is a cache hit, nothing upstream of it runs or is even looked up.
@@ -46,8 +51,10 @@
 #![deny(missing_docs)]
 
 mod error;
+pub mod explain;
 mod index;
 mod progress;
+mod selected;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -63,10 +70,12 @@ use sha2::{Digest as _, Sha256};
 use tokio::sync::Semaphore;
 
 pub use error::{Error, ExecError};
+pub use explain::{ExplainSession, ExplainStore, Explanation, FileFact, Reason, StepExplanation, StepStatus};
 /// The boxed future type `OpExecutor` methods return (re-exported from `futures`).
 pub use futures::future::BoxFuture;
 use progress::Subscribers;
 pub use progress::{LogSink, LogStream, ProgressEvent, ProgressSender};
+pub use selected::{selected_key, SelectedContent, SELECTED_KEY_VERSION};
 
 /// A vertex's cache key, `sha256:<hex>` (see the crate doc for how it is formed).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -190,6 +199,38 @@ pub trait OpExecutor: Send + Sync {
         Box::pin(std::future::ready(Ok(None)))
     }
 
+    /// The content of exactly the paths `op` reads from each input, one entry per `Op::inputs()`
+    /// position (`inputs[k]` is the op at position `k`); `None` (or a shorter list) keys that
+    /// input on its cache key as usual. Called for every vertex of a solve before any cache
+    /// lookup; see [`SelectedContent`].
+    fn selected_content<'a>(
+        &'a self,
+        vertex: &'a VertexInfo,
+        op: &'a Op,
+        inputs: &'a [&'a Op],
+    ) -> BoxFuture<'a, Result<Vec<Option<SelectedContent>>, ExecError>> {
+        let _ = (vertex, op, inputs);
+        Box::pin(std::future::ready(Ok(Vec::new())))
+    }
+
+    /// Extra facets of the op for explaining cache misses (see [`explain`]), e.g.
+    /// `secret:ID` → a keyed fingerprint of the secret. Never a secret value.
+    fn explain_facets(&self, vertex: &VertexInfo, op: &Op) -> Vec<(String, String)> {
+        let _ = (vertex, op);
+        Vec::new()
+    }
+
+    /// The files a vertex's content key covers (a local context), to name the ones that
+    /// changed between builds; `None` when the op has no such list.
+    fn content_files<'a>(
+        &'a self,
+        vertex: &'a VertexInfo,
+        op: &'a Op,
+    ) -> BoxFuture<'a, Result<Option<Vec<FileFact>>, ExecError>> {
+        let _ = (vertex, op);
+        Box::pin(std::future::ready(Ok(None)))
+    }
+
     /// Runs the op; returns one result per output index (`results[k]` is output `k`; exec ops:
     /// up to the highest mount `output`, non-exec ops: one).
     fn execute(&self, job: ExecJob) -> BoxFuture<'_, Result<Vec<ResultId>, ExecError>>;
@@ -239,8 +280,22 @@ pub struct SolveResult {
     pub digests: Vec<Digest>,
     /// Cache keys of the ops the output depends on; `None` for ops it does not need.
     pub cache_keys: Vec<Option<CacheKey>>,
+    /// Per op, per `Op::inputs()` position: the selected content that stood for that input in
+    /// the op's key (empty for ops not needed or reading whole inputs).
+    pub selected: Vec<Vec<Option<SelectedContent>>>,
     /// What was cached, executed, shared.
     pub stats: SolveStats,
+}
+
+/// One record of the cache index, as [`Solver::records`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheRecord {
+    /// The vertex's cache key.
+    pub key: CacheKey,
+    /// One result per output index.
+    pub results: Vec<ResultId>,
+    /// When the record was written.
+    pub created: SystemTime,
 }
 
 /// The solver; cheap to clone, one per engine (cross-job dedup works within one `Solver`).
@@ -266,6 +321,7 @@ struct Inner {
     parallelism: usize,
     flights: Mutex<HashMap<CacheKey, Flight>>,
     next_id: AtomicU64,
+    explain: ExplainStore,
 }
 
 impl Inner {
@@ -524,6 +580,7 @@ impl Solver {
                 parallelism,
                 flights: Mutex::new(HashMap::new()),
                 next_id: AtomicU64::new(0),
+                explain: ExplainStore::open(db).map_err(|e| Error::index("open", None, e))?,
             }),
         })
     }
@@ -538,12 +595,44 @@ impl Solver {
         self.inner.index.remove(key)
     }
 
+    /// Every cache record, for disk usage and pruning (not in any order).
+    pub fn records(&self) -> Result<Vec<CacheRecord>, Error> {
+        Ok(self
+            .inner
+            .index
+            .records()?
+            .into_iter()
+            .map(|(key, results, created)| CacheRecord {
+                key,
+                results,
+                created: std::time::UNIX_EPOCH + std::time::Duration::from_secs(created),
+            })
+            .collect())
+    }
+
+    /// The records that explain cache misses; `prune` on it is the hook for `hoist prune`.
+    pub fn explain_store(&self) -> &ExplainStore {
+        &self.inner.explain
+    }
+
     /// Solves `def`: validates it, computes cache keys, and executes what the cache lacks.
     pub async fn solve(
         &self,
         def: &Definition,
         opts: SolveOptions,
         progress: ProgressSender,
+    ) -> Result<SolveResult, Error> {
+        self.solve_explained(def, opts, progress, None).await
+    }
+
+    /// [`Solver::solve`], also explaining each needed vertex against the previous build of the
+    /// session's scope: one [`ProgressEvent::VertexExplained`] per vertex, sent before it runs.
+    pub async fn solve_explained(
+        &self,
+        def: &Definition,
+        opts: SolveOptions,
+        progress: ProgressSender,
+        explain: Option<&ExplainSession>,
     ) -> Result<SolveResult, Error> {
         def.validate()?;
         let digests = def.digests()?;
@@ -554,6 +643,7 @@ impl Solver {
                 output: None,
                 digests,
                 cache_keys: vec![None; n],
+                selected: vec![Vec::new(); n],
                 stats,
             });
         };
@@ -602,6 +692,26 @@ impl Solver {
             }
         }
 
+        // Selected content of inputs, concurrently.
+        let mut selected: Vec<Vec<Option<SelectedContent>>> = vec![Vec::new(); n];
+        {
+            let exec = &self.inner.executor;
+            let digests = &digests;
+            let mut stream = futures::stream::iter((0..=out_op).filter(|&i| needed[i]))
+                .map(|i| async move {
+                    let info = info_of(def, digests, i);
+                    let op = &def.ops[i];
+                    let mut inputs = Vec::new();
+                    op.for_each_input(|r| inputs.push(&def.ops[r.op as usize]));
+                    let r = exec.selected_content(&info, op, &inputs).await;
+                    (info, r)
+                })
+                .buffer_unordered(self.inner.parallelism.max(16));
+            while let Some((info, r)) = stream.next().await {
+                selected[info.index] = r.map_err(|e| vertex_error(&info, e))?;
+            }
+        }
+
         // Cache keys, in dependency order.
         let zero = CacheKey(Digest::from_bytes([0; 32]));
         let mut keys = vec![zero; n];
@@ -609,12 +719,16 @@ impl Solver {
         for i in 0..=out_op {
             if needed[i] {
                 buf.clear();
-                def.ops[i].for_each_input(|r| buf.push((keys[r.op as usize], r.output)));
+                def.ops[i].for_each_input(|r| {
+                    let key = match selected[i].get(buf.len()) {
+                        Some(Some(content)) => selected_key(content),
+                        _ => keys[r.op as usize],
+                    };
+                    buf.push((key, r.output));
+                });
                 keys[i] = cache_key(&digests[i], &buf, content[i].as_deref());
             }
         }
-        drop(content);
-
         let job = Job {
             def,
             digests: &digests,
@@ -662,6 +776,31 @@ impl Solver {
                 }
             });
         }
+
+        if let Some(session) = explain {
+            let forced: Vec<bool> = (0..n)
+                .map(|i| opts.no_cache || def.ops[i].ignore_cache || filter[i])
+                .collect();
+            let rebuilt: Vec<bool> = state.iter().map(|s| *s == State::Exec).collect();
+            let view = explain::SolveView {
+                def,
+                digests: &digests,
+                keys: &keys,
+                content: &content,
+                needed: &needed,
+                forced: &forced,
+                dirty: &dirty,
+                rebuilt: &rebuilt,
+            };
+            for (i, explanation) in session.observe(&*self.inner.executor, &view).await {
+                job.progress.send(ProgressEvent::VertexExplained {
+                    vertex: digests[i],
+                    name: vertex_name(&def.ops[i], &digests[i]),
+                    explanation,
+                });
+            }
+        }
+        drop(content);
 
         // Run: each vertex starts when all its executed inputs are done.
         let mut pending = vec![0usize; n];
@@ -731,6 +870,7 @@ impl Solver {
             output: Some(output),
             digests,
             cache_keys,
+            selected,
             stats,
         })
     }

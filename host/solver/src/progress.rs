@@ -61,6 +61,16 @@ pub enum ProgressEvent {
         /// The error, rendered.
         error: String,
     },
+    /// Why a vertex is (not) taken from the cache, compared with the previous build of the
+    /// same target; sent once per vertex of an explained solve, before it starts.
+    VertexExplained {
+        /// Op digest.
+        vertex: Digest,
+        /// Description shown to the user.
+        name: String,
+        /// The explanation.
+        explanation: crate::explain::Explanation,
+    },
     /// Output of a running vertex.
     Log {
         /// Op digest.

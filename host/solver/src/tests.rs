@@ -17,6 +17,8 @@ struct Fake {
     active: AtomicUsize,
     max_active: AtomicUsize,
     content: Mutex<HashMap<String, String>>,
+    /// Source identifier → checksum of the paths its consumers select from it.
+    selected: Mutex<HashMap<String, String>>,
 }
 
 impl Fake {
@@ -39,6 +41,29 @@ impl OpExecutor for Fake {
                 return Ok(None);
             };
             Ok(self.content.lock().unwrap().get(&s.identifier).cloned())
+        })
+    }
+
+    fn selected_content<'a>(
+        &'a self,
+        _v: &'a VertexInfo,
+        _op: &'a Op,
+        inputs: &'a [&'a Op],
+    ) -> BoxFuture<'a, Result<Vec<Option<SelectedContent>>, ExecError>> {
+        Box::pin(async move {
+            let selected = self.selected.lock().unwrap();
+            Ok(inputs
+                .iter()
+                .map(|input| {
+                    let OpKind::Source(s) = &input.kind else {
+                        return None;
+                    };
+                    selected.get(&s.identifier).map(|sum| SelectedContent {
+                        paths: vec!["/a.txt".into()],
+                        checksum: sum.clone(),
+                    })
+                })
+                .collect())
         })
     }
 
@@ -542,4 +567,35 @@ async fn many_concurrent_records_do_not_deadlock() {
     let r = tokio::time::timeout(Duration::from_secs(60), solve(&solver, &d)).await;
     assert_eq!(r.expect("no deadlock").unwrap().stats.executed, 301);
     assert_eq!(fake.total(), 301);
+}
+
+#[tokio::test]
+async fn selected_content_stands_for_the_input() {
+    let (_dir, _db, fake, solver) = setup(2);
+    let d = def(vec![src("local://ctx", "ctx"), run(0, "cat a.txt", "copy")]);
+    let set = |content: &str, selected: &str| {
+        let id = "local://ctx".to_string();
+        fake.content.lock().unwrap().insert(id.clone(), content.into());
+        fake.selected.lock().unwrap().insert(id, selected.into());
+    };
+    set("whole-1", "a-1");
+    let first = solve(&solver, &d).await.unwrap();
+    assert_eq!(fake.runs("copy"), 1);
+    let expected = SelectedContent {
+        paths: vec!["/a.txt".into()],
+        checksum: "a-1".into(),
+    };
+    assert_eq!(first.selected[1], vec![Some(expected)]);
+
+    // Another file of the context changed: the source's key changes, the consumer's does not.
+    set("whole-2", "a-1");
+    let second = solve(&solver, &d).await.unwrap();
+    assert_ne!(first.cache_keys[0], second.cache_keys[0]);
+    assert_eq!(first.cache_keys[1], second.cache_keys[1]);
+    assert_eq!((fake.runs("copy"), fake.runs("ctx")), (1, 1));
+
+    // The selected paths changed: the consumer runs again.
+    set("whole-2", "a-2");
+    solve(&solver, &d).await.unwrap();
+    assert_eq!((fake.runs("copy"), fake.runs("ctx")), (2, 2));
 }

@@ -1,6 +1,9 @@
-//! hoist-source owns getting base images into hoist: it resolves an image reference against an
+//! hoist-source owns getting sources into hoist. It resolves an image reference against an
 //! OCI/Docker v2 registry ([`image`]) or an OCI image layout directory ([`layout`]) to one
 //! platform's manifest and config, and pulls layer blobs into the content store of hoist-store.
+//! It also downloads files over HTTP(S) into that store ([`http`], revalidated by ETag and
+//! Last-Modified, verified against a checksum when given) and checks out git repositories with
+//! the `git` tool ([`git`]).
 //!
 //! It must not unpack layers, build snapshots or know about LLB and the solver: it hands back
 //! descriptors and digests, and the bytes land only in the [`ContentStore`], verified.
@@ -29,6 +32,8 @@
 #![deny(missing_docs)]
 
 mod auth;
+pub mod git;
+pub mod http;
 pub mod image;
 pub mod layout;
 mod platform;
@@ -163,6 +168,12 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// Downloading a file over HTTP(S) failed.
+    #[error(transparent)]
+    Http(#[from] http::HttpError),
+    /// Fetching a git repository failed.
+    #[error(transparent)]
+    Git(#[from] git::GitError),
     /// The docker `config.json` holding credentials is malformed.
     #[error("docker config {path}: {reason}")]
     DockerConfig {

@@ -14,6 +14,7 @@ use hoist_frontend_sdk::types::{
 };
 
 use super::image::{Healthcheck, Image};
+use super::remote::{self, AddSource};
 use super::{lint, ConvertError, Converter, StageResult};
 use crate::instructions::{self, Command, Instruction, NetworkMode, SecurityMode, Stage};
 use crate::instructions::{CacheSharing, Mount, MountType};
@@ -124,26 +125,31 @@ impl StageBuilder {
                     chown: copy.chown.as_deref(),
                     chmod: copy.chmod.as_deref(),
                     exclude: &copy.exclude,
-                    unpack: false,
+                    link: copy.link,
+                    parents: copy.parents,
+                    add: None,
                 };
                 self.copy(cv, &src, spec, command)?;
             }
             Instruction::Add(add) => {
-                for path in &add.sources.source_paths {
-                    if path.contains("://") || path.starts_with("git@") {
-                        let message =
-                            format!("ADD from a URL or git ({path}) is not supported yet");
-                        return Err(ConvertError::at(loc, message));
-                    }
-                }
                 let src = cv.context.clone();
+                let checksum = match &add.checksum {
+                    Some(c) => Some(self.expand(cv, c, loc)?),
+                    None => None,
+                };
                 let spec = CopySpec {
                     name: "ADD",
                     sources: &add.sources,
                     chown: add.chown.as_deref(),
                     chmod: add.chmod.as_deref(),
                     exclude: &add.exclude,
-                    unpack: add.unpack.unwrap_or(true),
+                    link: add.link,
+                    parents: false,
+                    add: Some(AddOptions {
+                        unpack: add.unpack,
+                        checksum,
+                        keep_git_dir: add.keep_git_dir,
+                    }),
                 };
                 self.copy(cv, &src, spec, command)?;
             }
@@ -453,7 +459,11 @@ impl StageBuilder {
         let mut sources = Vec::new();
         for path in &spec.sources.source_paths {
             let path = self.expand(cv, path, loc)?;
-            sources.push((src.clone(), join_path_keep_slash("/", &path), spec.unpack));
+            let at = remote::SourceAt {
+                file: &cv.opts.filename,
+                lines: lines(loc),
+            };
+            sources.push(self.copy_source_path(src, &path, &spec, count, &at, loc)?);
         }
         for content in &spec.sources.source_contents {
             let data = if content.expand {
@@ -465,17 +475,18 @@ impl StageBuilder {
             let inline = llb::scratch()
                 .file(llb::mkfile(file.clone(), 0o644, data.into_bytes()))
                 .description("[internal] preparing inline document");
-            sources.push((inline, file, false));
+            sources.push(CopyFrom::plain(inline, file, false));
         }
         let mut actions = Vec::new();
-        for (from, path, unpack) in sources {
-            let mut action = llb::copy(&from, path, dest.clone())
+        for from in sources {
+            let mut action = llb::copy(&from.state, from.path, dest.clone())
                 .follow_symlinks(true)
                 .dir_contents_only(true)
                 .create_dest_path(true)
-                .allow_wildcard(true)
-                .allow_empty_wildcard(true)
-                .attempt_unpack(unpack)
+                .allow_wildcard(from.wildcard)
+                .allow_empty_wildcard(from.wildcard)
+                .attempt_unpack(from.unpack)
+                .include(from.include)
                 .exclude(spec.exclude.iter().cloned());
             if let Some(mode) = &chmod {
                 action = action.chmod(mode.clone());
@@ -485,12 +496,87 @@ impl StageBuilder {
             }
             actions.push(action);
         }
-        let file = self
-            .state
-            .file(actions.into_iter().collect::<llb::FileActions>());
-        self.state = self.apply_meta(file, command, cv);
+        let actions = actions.into_iter().collect::<llb::FileActions>();
+        if spec.link {
+            // `--link`: the copied files are a layer of their own, made on scratch (so its cache
+            // key does not depend on the stage) and merged onto the stage.
+            let layer = self.apply_meta(llb::scratch().file(actions), command, cv);
+            self.state = if self.state.is_scratch() {
+                layer
+            } else {
+                let text = format!("[internal] link {}", command.code.trim());
+                llb::merge(&[&self.state, &layer]).description(text)
+            };
+            self.sync_state_defaults();
+        } else {
+            let file = self.state.file(actions);
+            self.state = self.apply_meta(file, command, cv);
+        }
         self.history(command, false);
         Ok(())
+    }
+
+    /// Where one (expanded) source path of a COPY/ADD copies from: the `--from` state or the
+    /// context, a URL download or a git checkout (ADD), with `--parents` kept as include
+    /// patterns under the `/./` pivot.
+    fn copy_source_path(
+        &self,
+        src: &State,
+        path: &str,
+        spec: &CopySpec<'_>,
+        count: usize,
+        at: &remote::SourceAt<'_>,
+        loc: Location,
+    ) -> Result<CopyFrom, ConvertError> {
+        let kind = match spec.add {
+            Some(_) => remote::classify(path),
+            None => AddSource::Local,
+        };
+        let checksum = spec.add.as_ref().and_then(|a| a.checksum.as_deref());
+        if checksum.is_some() && count > 1 {
+            let message = "checksum can't be specified for multiple sources";
+            return Err(ConvertError::at(loc, message));
+        }
+        let located = |m: String| ConvertError::at(loc, m);
+        match kind {
+            AddSource::Http(url) => {
+                if let Some(c) = checksum {
+                    remote::check_http_checksum(c).map_err(located)?;
+                }
+                let unpack = spec.add.as_ref().and_then(|a| a.unpack).unwrap_or(false);
+                let state = remote::http_state(&url, checksum, at);
+                Ok(CopyFrom {
+                    wildcard: true,
+                    ..CopyFrom::plain(state, "/*".into(), unpack)
+                })
+            }
+            AddSource::Git(git) => {
+                if let Some(c) = checksum {
+                    remote::check_git_checksum(c).map_err(located)?;
+                }
+                let keep = spec.add.as_ref().is_some_and(|a| a.keep_git_dir);
+                let state = remote::git_state(&git, keep, checksum, at);
+                let dir = match &git.subdir {
+                    Some(sub) => format!("/{sub}/"),
+                    None => "/".into(),
+                };
+                Ok(CopyFrom::plain(state, dir, false))
+            }
+            AddSource::Local => {
+                if checksum.is_some() {
+                    let message = "checksum can't be specified for non-HTTP(S) sources";
+                    return Err(ConvertError::at(loc, message));
+                }
+                let unpack = spec.add.as_ref().is_some_and(|a| a.unpack.unwrap_or(true));
+                if spec.parents {
+                    return Ok(parents_source(src, path, unpack));
+                }
+                Ok(CopyFrom {
+                    wildcard: true,
+                    ..CopyFrom::plain(src.clone(), join_path_keep_slash("/", path), unpack)
+                })
+            }
+        }
     }
 
     /// The state a `--from` (or the build context, when `None`) names: a stage by name or
@@ -664,7 +750,67 @@ struct CopySpec<'a> {
     chown: Option<&'a str>,
     chmod: Option<&'a str>,
     exclude: &'a [String],
+    /// `--link`: the copy is its own layer, merged onto the stage.
+    link: bool,
+    /// `--parents` (COPY): keep the source paths' parent directories.
+    parents: bool,
+    /// ADD's own options; `None` for COPY.
+    add: Option<AddOptions>,
+}
+
+/// The options only ADD has.
+struct AddOptions {
+    /// `--unpack`; unset unpacks local archives and leaves downloads as they are.
+    unpack: Option<bool>,
+    /// `--checksum`, expanded.
+    checksum: Option<String>,
+    /// `--keep-git-dir`.
+    keep_git_dir: bool,
+}
+
+/// One source of a copy action.
+struct CopyFrom {
+    state: State,
+    path: String,
+    /// `path` may be a wildcard.
+    wildcard: bool,
+    /// Only these paths under `path` (`--parents`).
+    include: Vec<String>,
+    /// Unpack a single archive source.
     unpack: bool,
+}
+
+impl CopyFrom {
+    /// Copy `path` of `state`, no wildcard, no include patterns.
+    fn plain(state: State, path: String, unpack: bool) -> CopyFrom {
+        CopyFrom {
+            state,
+            path,
+            wildcard: false,
+            include: Vec::new(),
+            unpack,
+        }
+    }
+}
+
+/// A `--parents` source: the tree under the pivot (`/./` in the path, else the root) with only
+/// the path itself included, so its parent directories are kept under the destination.
+fn parents_source(src: &State, path: &str, unpack: bool) -> CopyFrom {
+    let (pivot, rest) = match path.split_once("/./") {
+        Some((pivot, rest)) => (join_path("/", pivot), rest),
+        None => ("/".to_string(), path),
+    };
+    let pattern = join_path("/", rest);
+    let pattern = pattern.trim_start_matches('/');
+    let include = if pattern.is_empty() {
+        Vec::new()
+    } else {
+        vec![pattern.to_string()]
+    };
+    CopyFrom {
+        include,
+        ..CopyFrom::plain(src.clone(), pivot, unpack)
+    }
 }
 
 /// A stage's base and whether its state is a source op made for this stage (which the stage

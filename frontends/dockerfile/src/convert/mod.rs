@@ -16,6 +16,7 @@
 //! converted, [`check`] converts every stage to answer `--call check`.
 
 mod dispatch;
+mod remote;
 pub mod image;
 pub mod lint;
 

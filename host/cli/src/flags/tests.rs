@@ -411,6 +411,8 @@ fn call_flag() {
     assert_eq!(build(&[]).call, CallMode::Build);
     assert_eq!(build(&["--call", "outline"]).call, CallMode::Outline);
     assert_eq!(build(&["--call=targets"]).call, CallMode::Targets);
+    assert_eq!(build(&["--call=plan"]).call, CallMode::Plan);
+    assert_eq!(CallMode::Plan.request_id(), Some("frontend.plan"));
     build_err(&["--call=frobnicate"]);
     build_err(&["--call=build", "--check"]);
     let (r, _d) = resolve(&["--check"], &[]);
@@ -467,11 +469,26 @@ fn state_dir_flag_and_defaults() {
 }
 
 #[test]
-fn addr_flag_is_accepted_but_not_served_yet() {
+fn addr_flag_picks_the_daemon_with_its_tls_settings() {
     let cli = parse(["hoist", "build", "--addr", "unix:///run/hoistd.sock"]).expect("parse");
     assert_eq!(cli.global.addr.as_deref(), Some("unix:///run/hoistd.sock"));
-    let err = resolve_err(&["--addr", "tcp://127.0.0.1:1"]);
-    assert!(err.to_string().contains("daemon is not available yet"), "{err}");
+    let (r, _d) = resolve(&["--addr", "unix:///run/hoistd.sock"], &[]);
+    let expected = hoist_api::Address::Unix("/run/hoistd.sock".into());
+    assert_eq!(r.engine, EngineChoice::Remote { address: expected, tls: hoist_api::ClientTls::default() });
+
+    let (r, d) = resolve(&["--addr", "tcp://127.0.0.1:7420", "--tlscacert", "ca.pem", "--tlscert", "c.pem", "--tlskey", "k.pem"], &[]);
+    let EngineChoice::Remote { address, tls } = r.engine else { panic!("not remote: {:?}", r.engine) };
+    assert_eq!(address, hoist_api::Address::Tcp { host: "127.0.0.1".into(), port: 7420 });
+    assert_eq!(tls.ca_cert, Some(d.path().join("ca.pem")));
+    assert_eq!(tls.key, Some(d.path().join("k.pem")));
+}
+
+#[test]
+fn bad_addr_and_tls_on_a_socket_are_usage_errors() {
+    let err = resolve_err(&["--addr", "http://127.0.0.1:1"]);
+    assert!(err.downcast_ref::<UsageError>().is_some() && err.to_string().contains("tcp://HOST:PORT"), "{err}");
+    let err = resolve_err(&["--addr", "unix:///run/h.sock", "--tlscacert", "ca.pem"]);
+    assert!(err.downcast_ref::<UsageError>().is_some() && err.to_string().contains("tcp://"), "{err}");
 }
 
 #[test]
@@ -526,4 +543,24 @@ fn version_and_completion_subcommands() {
     assert_eq!(parse(["hoist", "completion", "tcsh"]).expect_err("bad shell").exit_code(), 2);
     assert_eq!(parse(["hoist", "--version"]).expect_err("version").exit_code(), 0);
     assert_eq!(parse(["hoist"]).expect_err("no subcommand").exit_code(), 2);
+}
+
+#[test]
+fn explain_flag() {
+    assert_eq!(build(&[]).explain, None);
+    assert_eq!(build(&["--explain"]).explain, Some(ExplainFormat::Text));
+    assert_eq!(build(&["--explain=json"]).explain, Some(ExplainFormat::Json));
+    assert_eq!(build(&["--explain=text", "."]).explain, Some(ExplainFormat::Text));
+    // `--explain .` is the flag and the context, not a format.
+    assert_eq!(build(&["--explain", "."]).explain, Some(ExplainFormat::Text));
+    assert!(build_err(&["--explain=yaml"]).contains("yaml"));
+    let err = resolve_err(&["--explain=json", "-o", "type=tar,dest=-"]);
+    assert!(err.to_string().contains("--explain=json prints to stdout"), "{err:#}");
+}
+
+#[test]
+fn log_file_flag() {
+    assert_eq!(build(&["--log-file", "build.log"]).log_file, Some(PathBuf::from("build.log")));
+    let (r, d) = resolve(&["--log-file", "build.log"], &[]);
+    assert_eq!(r.log_file, Some(d.path().join("build.log")));
 }

@@ -1,7 +1,8 @@
 //! A tiny hoist frontend, the SDK's runnable example.
 //!
 //! It builds `busybox:latest` plus one `RUN` and one generated file, and returns an image config
-//! with `Env` and `Cmd`. Options: `build-arg:GREETING` (default `hello`), and `platform`.
+//! with `Env` and `Cmd`. Options: `build-arg:GREETING` (default `hello`), `build-arg:BASE` (the
+//! base image, default `busybox:latest`), and `platform`.
 //! Build it with `cargo build -p hello-frontend --target wasm32-wasip2 --release`; the component
 //! is `target/wasm32-wasip2/release/hello_frontend.wasm`.
 
@@ -15,8 +16,13 @@ pub struct Hello;
 
 /// The build graph for `greeting` (pure, so it is unit-tested natively).
 pub fn plan(greeting: &str) -> State {
-    image("busybox:latest")
-        .description("[1/3] FROM busybox:latest")
+    plan_on("busybox:latest", greeting)
+}
+
+/// The build graph for `greeting` on base image `base`.
+pub fn plan_on(base: &str, greeting: &str) -> State {
+    image(base)
+        .description(format!("[1/3] FROM {base}"))
         .state()
         .run(["sh", "-c", "echo built > /built"])
         .env("GREETING", greeting)
@@ -47,7 +53,7 @@ pub fn config(greeting: &str) -> ImageConfig {
 impl Frontend for Hello {
     fn build(options: Options) -> Result<BuildResult, Error> {
         let greeting = options.build_arg("GREETING").unwrap_or("hello");
-        let state = plan(greeting);
+        let state = plan_on(options.build_arg("BASE").unwrap_or("busybox:latest"), greeting);
         hoist_frontend_sdk::log(
             hoist_frontend_sdk::LogLevel::Info,
             "hello-frontend: solving",

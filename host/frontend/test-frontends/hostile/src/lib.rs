@@ -129,6 +129,13 @@ impl Frontend for Hostile {
                     .with_metadata("stat", st.path)
                     .with_metadata("subrequest", sub.message))
             }
+            // Runs frontend `forward-to` with this build's options (so forwarding to itself
+            // loops) and returns its result: chaining, and the host's depth limit.
+            "forward" => {
+                let target = options.get("forward-to").unwrap_or("builtin:dockerfile");
+                let (result, config) = solve_frontend(target, options.raw().to_vec(), vec![])?;
+                Ok(BuildResult::single(result, config))
+            }
             "print" => {
                 println!("to stdout");
                 eprintln!("to stderr");
