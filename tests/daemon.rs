@@ -555,7 +555,7 @@ impl Certs {
 }
 
 #[test]
-#[ignore = "known failure (session 2, security): a client certificate from another CA is accepted when client certificates are required"]
+#[ignore = "known failure (session 2, security): with a client certificate from another CA the build exits 0 with empty stderr; not yet diagnosed whether hoistd accepts the certificate"]
 fn tls_with_client_certificates_over_tcp() {
     let dir = Dir::new("tls_with_client_certificates_over_tcp");
     let certs = Certs::make(dir.state_dir().parent().expect("parent"));
