@@ -28,15 +28,6 @@ pub struct Session {
     replies: Streaming<proto::SessionReply>,
 }
 
-/// What one context sync moved.
-#[derive(Debug, Clone, Copy)]
-pub struct Synced {
-    /// Files sent.
-    pub files: u64,
-    /// Bytes sent.
-    pub bytes: u64,
-}
-
 /// A listed context: the wire entries and where each one is on disk.
 pub struct Listing {
     entries: Vec<Entry>,
@@ -70,7 +61,7 @@ impl Session {
         name: &str,
         key: &str,
         listing: Listing,
-    ) -> anyhow::Result<Synced> {
+    ) -> anyhow::Result<()> {
         let total = listing.entries.len();
         let mut entries = listing.entries.into_iter().peekable();
         let mut sent = 0;
@@ -101,10 +92,15 @@ impl Session {
             self.send_file(name, index, path).await?;
         }
         match self.reply().await? {
-            session_reply::Reply::Synced(s) if s.name == name => Ok(Synced {
-                files: s.files_received,
-                bytes: s.bytes_received,
-            }),
+            session_reply::Reply::Synced(s) if s.name == name => {
+                tracing::debug!(
+                    context = name,
+                    files = s.files_received,
+                    bytes = s.bytes_received,
+                    "context synced"
+                );
+                Ok(())
+            }
             other => anyhow::bail!("hoistd answered {other:?} while syncing context {name:?}"),
         }
     }
