@@ -24,7 +24,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(err) => {
-            if is_broken_pipe(&err) {
+            if is_broken_pipe(&err) && stdout_reader_gone() {
                 return ExitCode::SUCCESS;
             }
             eprintln!("hoist: {err:#}");
@@ -42,6 +42,22 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain()
         .filter_map(|e| e.downcast_ref::<std::io::Error>())
         .any(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
+/// True if standard output is a pipe whose reader has gone (`hoist ... | head`): only then is
+/// a broken pipe the reader's choice rather than a failure. A broken pipe anywhere else (the
+/// connection to hoistd, say) is an error like any other.
+fn stdout_reader_gone() -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let stdout = std::io::stdout();
+    let mut fds = [PollFd::new(stdout.as_fd(), PollFlags::POLLOUT)];
+    match poll(&mut fds, PollTimeout::ZERO) {
+        Ok(_) => fds[0]
+            .revents()
+            .is_some_and(|r| r.intersects(PollFlags::POLLERR | PollFlags::POLLHUP)),
+        Err(_) => false,
+    }
 }
 
 /// Runs one parsed command line.
