@@ -402,7 +402,6 @@ fn two_clients_sharing_a_stage_run_it_once() {
 }
 
 #[test]
-#[ignore = "known failure (session 2): the client of a kill -9'd hoistd does not exit with code 1"]
 fn daemon_killed_mid_build_restarts_and_reuses_completed_steps() {
     let dir = Dir::new("daemon_killed_mid_build");
     let dockerfile =
@@ -420,7 +419,9 @@ fn daemon_killed_mid_build_restarts_and_reuses_completed_steps() {
         .expect("spawn hoist");
     let stderr = client.stderr.take().expect("stderr");
     let mut seen = String::new();
-    for line in BufReader::new(stderr).lines() {
+    // The reader stays open to the end: the client must be able to say why it failed.
+    let mut lines = BufReader::new(stderr).lines();
+    for line in lines.by_ref() {
         let line = line.expect("read progress");
         seen.push_str(&line);
         seen.push('\n');
@@ -436,11 +437,17 @@ fn daemon_killed_mid_build_restarts_and_reuses_completed_steps() {
     let steps = Steps::parse(&seen);
     assert_eq!(steps.executed_matching("echo one").len(), 1, "{steps:#?}");
     daemon.kill9();
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
     let status = client.wait().expect("wait hoist");
+    let last = rest.last().cloned().unwrap_or_default();
     assert_eq!(
         status.code(),
         Some(1),
-        "the client of a killed daemon fails with exit code 1"
+        "the client of a killed daemon fails with exit code 1; its stderr ended with:\n{last}"
+    );
+    assert!(
+        last.contains("hoistd"),
+        "the client names the daemon it lost: {last}"
     );
 
     daemon.spawn();
