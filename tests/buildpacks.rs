@@ -72,7 +72,6 @@ fn image_config(archive: &Path) -> serde_json::Value {
 }
 
 #[test]
-#[ignore = "known failure (session 2): the run image's HOME is /home/app, the test expects /app; frontend and test disagree"]
 fn procfile_app_on_busybox_runs_as_non_root() {
     let dir = Dir::new("bp_procfile_app");
     dir.write_file(

@@ -387,7 +387,6 @@ fn log_file_holds_every_line_with_step_names_and_times() {
 }
 
 #[test]
-#[ignore = "known failure (session 2): the rawjson stream does not end with the failure-report line"]
 fn failure_report_is_last_and_in_metadata_and_rawjson() {
     let dir = Dir::new("failure_report_is_last_and_in_metadata_and_rawjson");
     let meta = out_path(&dir, "meta.json");

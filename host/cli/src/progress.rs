@@ -323,7 +323,14 @@ impl fmt::Display for FailureReport {
                 None => writeln!(f)?,
             }
         }
-        writeln!(f, "ERROR: {}", d.message)
+        // The ERROR line is the last line, as in buildx. A message's further lines (a process's
+        // last output, say) come before it unless the step's log box above shows them already.
+        let mut lines = d.message.lines();
+        let first = lines.next().unwrap_or_default();
+        for line in lines.filter(|l| !d.log.iter().any(|shown| shown.trim_end() == l.trim_end())) {
+            writeln!(f, "{line}")?;
+        }
+        writeln!(f, "ERROR: {first}")
     }
 }
 
