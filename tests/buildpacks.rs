@@ -50,6 +50,10 @@ fn run_image(dir: &Dir, archive: &Path, name: &str) -> String {
     let mut config: serde_json::Value =
         serde_json::from_slice(&fs::read(&config_path).expect("config.json")).expect("json");
     config["process"]["terminal"] = false.into();
+    // Run with the image's own environment, as `docker run` does: umoci's generated spec sets
+    // HOME from the rootfs's /etc/passwd even when the image config's Env sets it.
+    let image_env = image_config(archive)["config"]["Env"].clone();
+    config["process"]["env"] = image_env;
     fs::write(&config_path, serde_json::to_vec(&config).expect("json")).expect("write config.json");
     let id = format!(
         "hoist-bp-{}-{}",
@@ -108,6 +112,10 @@ fn procfile_app_on_busybox_runs_as_non_root() {
     let c = &config["config"];
     assert_eq!(c["User"], "1000:1000", "{config:#}");
     assert_eq!(c["WorkingDir"], "/app", "{config:#}");
+    assert!(
+        c["Env"].as_array().expect("Env").iter().any(|e| e == "HOME=/app"),
+        "{config:#}"
+    );
     let entrypoint: Vec<&str> = c["Entrypoint"]
         .as_array()
         .expect("Entrypoint")
