@@ -18,6 +18,7 @@ use std::io::{self, BufReader, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use hoist_store::layer::HeaderNumbers;
 use hoist_llb::{
     Chown, CopyAction, FileAction, MkdirAction, MkfileAction, OpRef, OwnerId, RmAction,
     SymlinkAction,
@@ -602,7 +603,10 @@ fn write_archive_entry<R: Read>(
         }
         fs::hard_link(&existing, target).map_err(|e| FsError::io(target, e))?;
     } else if kind.is_character_special() || kind.is_block_special() || kind.is_fifo() {
-        let mode = entry.header().mode().map_err(FileOpErrorKind::Archive)? & 0o7777;
+        let mode = HeaderNumbers::of(entry.header())
+            .map_err(FileOpErrorKind::Archive)?
+            .mode
+            & 0o7777;
         let file_type = if kind.is_fifo() {
             libc::S_IFIFO
         } else if kind.is_block_special() {
@@ -646,11 +650,11 @@ fn apply_archive_metadata<R: Read>(
         what,
         value,
     };
+    let numbers = HeaderNumbers::of(header).map_err(FileOpErrorKind::Archive)?;
     let (uid, gid) = match owner {
         Some(ids) => ids,
         None => {
-            let uid = header.uid().map_err(FileOpErrorKind::Archive)?;
-            let gid = header.gid().map_err(FileOpErrorKind::Archive)?;
+            let (uid, gid) = (numbers.uid, numbers.gid);
             (
                 u32::try_from(uid).map_err(|_| out_of_range("uid", uid))?,
                 u32::try_from(gid).map_err(|_| out_of_range("gid", gid))?,
@@ -659,12 +663,12 @@ fn apply_archive_metadata<R: Read>(
     };
     set_owner(target, uid, gid)?;
     if !kind.is_symlink() {
-        set_mode(target, header.mode().map_err(FileOpErrorKind::Archive)?)?;
+        set_mode(target, numbers.mode)?;
     }
     let mtime = match timestamp {
         Some(t) => t,
         None => {
-            let raw = header.mtime().map_err(FileOpErrorKind::Archive)?;
+            let raw = numbers.mtime;
             i64::try_from(raw).map_err(|_| out_of_range("mtime", raw))?
         }
     };

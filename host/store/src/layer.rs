@@ -133,6 +133,40 @@ pub fn export_layer_with(
     })
 }
 
+/// The numeric fields of a tar header (uid, gid, mode, mtime), read as Go's archive/tar and
+/// GNU tar read them: a field left empty (all NUL or space bytes, as some writers leave uid and
+/// gid) is 0, not an error. A field with other non-octal bytes is still an error.
+pub struct HeaderNumbers {
+    /// Owner user id.
+    pub uid: u64,
+    /// Owner group id.
+    pub gid: u64,
+    /// Permission bits and the set-id/sticky bits.
+    pub mode: u32,
+    /// Modification time, seconds since the epoch.
+    pub mtime: u64,
+}
+
+impl HeaderNumbers {
+    /// Reads the fields of `header`.
+    pub fn of(header: &tar::Header) -> std::io::Result<HeaderNumbers> {
+        let raw = header.as_old();
+        Ok(HeaderNumbers {
+            uid: empty_is_zero(header.uid(), &raw.uid)?,
+            gid: empty_is_zero(header.gid(), &raw.gid)?,
+            mode: empty_is_zero(header.mode().map(u64::from), &raw.mode)? as u32,
+            mtime: empty_is_zero(header.mtime(), &raw.mtime)?,
+        })
+    }
+}
+
+fn empty_is_zero(parsed: std::io::Result<u64>, raw: &[u8]) -> std::io::Result<u64> {
+    match parsed {
+        Err(_) if raw.iter().all(|b| *b == 0 || *b == b' ') => Ok(0),
+        other => other,
+    }
+}
+
 /// Unpacks a layer tarball (gzip, zstd or plain, detected by magic) into the layer dir `dir`,
 /// turning OCI whiteouts into overlay whiteouts; refuses entries escaping `dir`.
 pub fn apply_layer(r: impl Read, dir: &Path) -> Result<AppliedLayer> {
@@ -442,7 +476,7 @@ impl Applier<'_> {
                 let header = entry.header();
                 let major = header.device_major().ok().flatten().unwrap_or(0);
                 let minor = header.device_minor().ok().flatten().unwrap_or(0);
-                let mode = header.mode().map_err(tar_err(&shown))?;
+                let mode = HeaderNumbers::of(header).map_err(tar_err(&shown))?.mode;
                 self.kernel
                     .mknod(&target, node, mode, major, minor)
                     .map_err(Error::io("mknod", &target))?;
@@ -579,10 +613,11 @@ impl Applier<'_> {
     ) -> Result<()> {
         let header = entry.header();
         let is_symlink = header.entry_type() == tar::EntryType::Symlink;
-        let mode = header.mode().map_err(tar_err(shown))? & 0o7777;
-        let mut uid = header.uid().map_err(tar_err(shown))?;
-        let mut gid = header.gid().map_err(tar_err(shown))?;
-        let mut mtime = (header.mtime().map_err(tar_err(shown))? as i64, 0u32);
+        let numbers = HeaderNumbers::of(header).map_err(tar_err(shown))?;
+        let mode = numbers.mode & 0o7777;
+        let mut uid = numbers.uid;
+        let mut gid = numbers.gid;
+        let mut mtime = (numbers.mtime as i64, 0u32);
         let mut xattrs = Vec::new();
         if let Some(exts) = entry.pax_extensions().map_err(tar_err(shown))? {
             for ext in exts {

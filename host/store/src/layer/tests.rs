@@ -268,3 +268,26 @@ fn store_export_writes_a_verified_blob() {
         .unwrap();
     assert_eq!(Digest::of(&decoded), digests.diff_id);
 }
+
+#[test]
+fn empty_numeric_header_fields_read_as_zero_and_garbage_is_refused() {
+    // A GNU header as some writers leave it: uid, gid and mtime never set (all NUL bytes).
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_path("f").unwrap();
+    h.set_mode(0o640);
+    h.set_size(2);
+    h.set_cksum();
+    assert!(h.uid().is_err(), "the tar crate refuses the empty field itself");
+    let numbers = HeaderNumbers::of(&h).unwrap();
+    assert_eq!((numbers.uid, numbers.gid, numbers.mode, numbers.mtime), (0, 0, 0o640, 0));
+    b.append(&h, &b"hi"[..]).unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    apply_layer(b.into_inner().unwrap().as_slice(), dst.path()).unwrap();
+    let meta = fs::metadata(dst.path().join("f")).unwrap();
+    assert_eq!((meta.uid(), meta.mode() & 0o7777), (0, 0o640));
+
+    let mut bad = tar::Header::new_gnu();
+    bad.as_old_mut().uid.copy_from_slice(b"12x4567\0");
+    assert!(HeaderNumbers::of(&bad).is_err(), "non-octal digits stay an error");
+}
