@@ -158,7 +158,8 @@ def octal(value: object, default: int, lines: Lines, where: Tuple[int, int]) -> 
 
 def convert(filename: str, text: str, options: Options, resolve=None) -> Tuple[State, ImageConfig]:
     """The LLB state and image config of the build file; ``resolve(ref, platform)`` returns a
-    base image's config JSON (the gateway's ``resolve_image_config`` in the component)."""
+    base image's canonical reference, digest and config JSON (the gateway's
+    ``resolve_image_config`` in the component)."""
     stages, image_table, args = parse(filename, text, options.build_args())
     lines = Lines(filename, text)
     platforms = options.platforms()
@@ -197,11 +198,13 @@ def build_stage(stage: Stage, built, context: State, args, platform, options: Op
         if named is not None and not named.startswith(("docker-image://", "oci-layout://")):
             raise lines.error(f"named context {stage.base!r} has an unsupported value {named!r}", stage.lines)
         reference = reference or stage.base
+        resolved = resolve(reference, platform) if resolve else None
+        reference = pinned(reference, resolved)
         src = source(reference) if reference.startswith("oci-layout://") else image(reference)
         if platform is not None:
             src = src.platform(platform)
         src = src.description(f"{prefix(1)} FROM {stage.base}").location(lines.filename, [stage.lines[0]])
-        config = ImageConfig.parse(resolve(reference, platform)) if resolve else ImageConfig(platform)
+        config = ImageConfig.parse(resolved.config) if resolved else ImageConfig(platform)
         state = src.state()
         for k, v in config.env_pairs():
             state = state.add_env(k, v)
@@ -284,8 +287,19 @@ def image_config(config: ImageConfig, table: dict, options: Options, lines: Line
     return config
 
 
-def gateway_resolve(reference: str, platform: Optional[Platform]) -> str:
-    return resolve_image_config(reference, platform).config
+def pinned(reference: str, resolved) -> str:
+    """The base as the engine fetches it: at the manifest digest the gateway resolved, as the
+    Dockerfile frontend pins FROM (an OCI layout is read by digest only)."""
+    if resolved is None:
+        return reference
+    if "@" in resolved.canonical_ref:
+        return resolved.canonical_ref
+    return f"{resolved.canonical_ref}@{resolved.digest}"
+
+
+def gateway_resolve(reference: str, platform: Optional[Platform]):
+    """The gateway's answer for a base image: canonical reference, digest, config JSON."""
+    return resolve_image_config(reference, platform)
 
 
 def build(options: Options) -> BuildResult:

@@ -16,8 +16,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 BUSYBOX_CONFIG = '{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/bin"],"Cmd":["sh"]}}'
 
 
+BUSYBOX_DIGEST = "sha256:" + "b" * 64
+
+
+def resolved(ref):
+    """What the gateway answers for `ref`: an OCI layout named by its digest, an image by name."""
+    canonical = ref.rsplit(":", 1)[0] if ref.startswith("oci-layout://") else ref
+    return types.ImageConfig(canonical_ref=canonical, digest=BUSYBOX_DIGEST, config=BUSYBOX_CONFIG)
+
+
 def resolve(ref, platform):
-    return BUSYBOX_CONFIG
+    return resolved(ref)
 
 
 def demo():
@@ -50,10 +59,11 @@ class ConvertTests(unittest.TestCase):
         seen = []
         ref = "oci-layout:///layouts/busybox:latest"
         state, _ = frontend.convert("hoist.toml", demo(), Options([("context:busybox", ref)]),
-                                    lambda r, p: seen.append(r) or BUSYBOX_CONFIG)
+                                    lambda r, p: seen.append(r) or resolved(r))
         sources = [op.kind.value.identifier for op in state.definition().ops
                    if isinstance(op.kind, types.OpKind_Source)]
-        self.assertEqual(sources, [ref, ref, "local://context"])
+        layout = f"oci-layout:///layouts/busybox@{BUSYBOX_DIGEST}"
+        self.assertEqual(sources, [layout, layout, "local://context"])
         self.assertEqual(seen, [ref, ref])
 
     def test_target_stops_at_the_stage(self):
