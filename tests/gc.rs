@@ -132,6 +132,11 @@ fn prune_removes_step_results_keeps_base_images_and_rebuild_reruns() {
     let (archive, steps) = build_oci(&dir, "two", DOCKERFILE, &[]);
     assert_eq!(steps.executed_matching("RUN head").len(), 1, "{steps:#?}");
     assert_eq!(steps.executed_matching("COPY a.txt").len(), 1, "{steps:#?}");
+    assert_eq!(
+        steps.reasons_matching("RUN head"),
+        ["cache-missing"],
+        "a plain prune keeps the explain records: the rerun is explained by the prune"
+    );
     let rootfs = unpack_oci_archive(&archive, &out_path(&dir, "u"));
     assert_eq!(
         fs::metadata(rootfs.join("blob.bin")).unwrap().len(),
@@ -169,6 +174,11 @@ fn prune_all_empties_the_cache_and_builds_still_work() {
     );
     let (_, steps) = build_oci(&dir, "two", DOCKERFILE, &[]);
     assert_eq!(steps.executed_matching("RUN head").len(), 1, "{steps:#?}");
+    assert_eq!(
+        steps.reasons_matching("RUN head"),
+        ["first-build"],
+        "prune --all removes the explain records too"
+    );
 }
 
 #[test]

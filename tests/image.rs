@@ -554,6 +554,9 @@ fn registry_push_and_registry_base() {
     let meta = out_path(&dir, "meta.json");
     // The base comes from the registry here, not the layout.
     let dockerfile = format!("FROM {base}\nRUN echo pushed > /pushed.txt\n");
+    // First kept in hoist's store only (its new layers stay uncompressed there), then pushed:
+    // what leaves the machine is gzip.
+    build_cmd(&dir, &dockerfile).args(["-t", "local/app:1"]).stdout();
     build_cmd(&dir, &dockerfile)
         .arg("-o")
         .arg(format!("type=registry,name={name}"))
@@ -562,6 +565,13 @@ fn registry_push_and_registry_base() {
         .stdout();
     let info = skopeo_inspect(&format!("docker://{name}"), &[]);
     assert_eq!(info["Layers"].as_array().map(Vec::len), Some(2), "{info:#}");
+    let manifest = skopeo_inspect(&format!("docker://{name}"), &["--raw"]);
+    for layer in manifest["layers"].as_array().expect("layers") {
+        assert_eq!(
+            layer["mediaType"], "application/vnd.oci.image.layer.v1.tar+gzip",
+            "{manifest:#}"
+        );
+    }
     let meta: serde_json::Value =
         serde_json::from_slice(&fs::read(&meta).expect("metadata file")).unwrap();
     assert_eq!(

@@ -807,6 +807,8 @@ pub struct Steps {
     pub failed: Vec<(String, String)>,
     /// Log output of all vertices, decoded, by vertex name.
     pub logs: Vec<(String, String)>,
+    /// The reason kinds of each `vertex-explained` event (`first-build`, `files`, ...), by name.
+    pub explained: Vec<(String, Vec<String>)>,
 }
 
 impl Steps {
@@ -834,10 +836,21 @@ impl Steps {
                     let who = names.get(&vertex).cloned().unwrap_or(vertex);
                     steps.logs.push((who, String::from_utf8_lossy(&data).into_owned()));
                 }
+                Some("vertex-explained") => {
+                    let reasons = ev["explanation"]["reasons"].as_array().cloned().unwrap_or_default();
+                    let kinds = reasons.iter().filter_map(|r| r["kind"].as_str().map(str::to_string));
+                    steps.explained.push((name, kinds.collect()));
+                }
                 _ => {}
             }
         }
         steps
+    }
+
+    /// The explanation reason kinds of the steps whose names contain `needle`.
+    pub fn reasons_matching(&self, needle: &str) -> Vec<&str> {
+        let matching = self.explained.iter().filter(|(n, _)| n.contains(needle));
+        matching.flat_map(|(_, kinds)| kinds.iter().map(String::as_str)).collect()
     }
 
     /// Names of executed steps containing `needle`.

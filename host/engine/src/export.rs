@@ -74,7 +74,12 @@ pub(crate) async fn export(shared: &Shared, chain: &Chain, config: Option<&str>,
             Ok(Exported { manifest_digest: None, config_digest: None, description: format!("rootfs tar {}", dest.display()) })
         }
         kind => {
-            let image = image_of(shared, chain, config)?;
+            // An image that only stays in hoist's store keeps its new layers uncompressed, as
+            // buildah's and Docker's stores do: compressing 1 GiB costs more than the build.
+            // Anything that leaves the machine gets gzip, the format every client reads.
+            let stays_local = kind == ExportKind::Image && !spec.push;
+            let compression = if stays_local { Compression::None } else { Compression::Gzip };
+            let image = image_of(shared, chain, config, compression)?;
             let (manifested, description) = match kind {
                 ExportKind::Oci | ExportKind::Docker => {
                     let dest = dest_of(spec)?;
@@ -119,10 +124,11 @@ fn dest_of(spec: &ExportSpec) -> Result<&Path, Error> {
 }
 
 /// Assembles the image: layer blobs for every non-empty layer and a config whose history agrees.
-pub(crate) fn image_of(shared: &Shared, chain: &Chain, config: Option<&str>) -> Result<Image, Error> {
+/// `compression` is what new blobs are made with; see [`layer_blob`].
+pub(crate) fn image_of(shared: &Shared, chain: &Chain, config: Option<&str>, compression: Compression) -> Result<Image, Error> {
     let mut layers = Vec::new();
     for id in chain.layers() {
-        layers.push(layer_blob(shared, id)?);
+        layers.push(layer_blob(shared, id, compression)?);
     }
     let mut config: Value = match config {
         Some(text) => serde_json::from_str(text)
@@ -200,27 +206,52 @@ impl LayerRecord {
     }
 }
 
-/// The compressed blob of one layer, made once and remembered.
-fn layer_blob(shared: &Shared, id: &LayerId) -> Result<LayerBlob, Error> {
-    let sled_err = |e: sled::Error| Error::Internal(format!("sled layer-blobs: {e}"));
-    let tree = shared.db.open_tree("layer-blobs").map_err(sled_err)?;
-    if let Some(raw) = tree.get(id.as_str()).map_err(sled_err)? {
-        let cached = serde_json::from_slice::<LayerRecord>(&raw).ok().and_then(|r| r.blob());
-        if let Some(blob) = cached.filter(|b| shared.content.has(&b.digest)) {
-            return Ok(blob);
-        }
+/// Where the gzip blob of each layer is remembered (also a pulled layer's original blob).
+pub(crate) const LAYER_BLOBS_TREE: &str = "layer-blobs";
+/// Where the uncompressed tar blob of each layer is remembered, for images kept locally.
+pub(crate) const LAYER_TARS_TREE: &str = "layer-tars";
+
+/// The blob of one layer, made once per format and remembered. Gzip is asked for when the
+/// image leaves the machine; `Compression::None` is for an image kept in the store, which
+/// takes any blob the layer already has (a pulled base keeps its registry blob) before making
+/// a plain tar.
+fn layer_blob(shared: &Shared, id: &LayerId, compression: Compression) -> Result<LayerBlob, Error> {
+    if let Some(blob) = remembered_blob(shared, LAYER_BLOBS_TREE, id)? {
+        return Ok(blob);
     }
+    let tree_name = match compression {
+        Compression::None => {
+            if let Some(blob) = remembered_blob(shared, LAYER_TARS_TREE, id)? {
+                return Ok(blob);
+            }
+            LAYER_TARS_TREE
+        }
+        _ => LAYER_BLOBS_TREE,
+    };
     let dir = shared.snapshots.layer_dir(id);
-    let digests = hoist_store::layer::export_layer_to_store(&dir, &shared.content, Compression::Gzip)?;
+    let digests = hoist_store::layer::export_layer_to_store(&dir, &shared.content, compression)?;
     let blob = LayerBlob {
         digest: digests.digest,
         diff_id: digests.diff_id,
         size: digests.size,
-        media_type: Compression::Gzip.media_type().to_string(),
+        media_type: compression.media_type().to_string(),
     };
-    let raw = serde_json::to_vec(&LayerRecord::of(&blob)).map_err(|e| Error::Internal(format!("layer-blobs: {e}")))?;
+    let sled_err = |e: sled::Error| Error::Internal(format!("sled {tree_name}: {e}"));
+    let raw = serde_json::to_vec(&LayerRecord::of(&blob)).map_err(|e| Error::Internal(format!("{tree_name}: {e}")))?;
+    let tree = shared.db.open_tree(tree_name).map_err(sled_err)?;
     tree.insert(id.as_str(), raw).map_err(sled_err)?;
     Ok(blob)
+}
+
+/// The blob `tree` remembers for layer `id`, if its bytes are still in the content store.
+fn remembered_blob(shared: &Shared, tree_name: &str, id: &LayerId) -> Result<Option<LayerBlob>, Error> {
+    let sled_err = |e: sled::Error| Error::Internal(format!("sled {tree_name}: {e}"));
+    let tree = shared.db.open_tree(tree_name).map_err(sled_err)?;
+    let Some(raw) = tree.get(id.as_str()).map_err(sled_err)? else {
+        return Ok(None);
+    };
+    let blob = serde_json::from_slice::<LayerRecord>(&raw).ok().and_then(|r| r.blob());
+    Ok(blob.filter(|b| shared.content.has(&b.digest)))
 }
 
 /// Copies a merged root filesystem into `dest`, keeping owners, modes, links and times.

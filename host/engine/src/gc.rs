@@ -35,13 +35,12 @@ use hoist_store::snapshot::LayerId;
 use serde::Serialize;
 
 use crate::chain::Chain;
+use crate::export::{LAYER_BLOBS_TREE, LAYER_TARS_TREE};
 use crate::state::{Engine, Shared};
 use crate::Error;
 
 /// sled tree: cache key (32 bytes) → last time a build used the record (u64 LE seconds).
 const LAST_USED_TREE: &str = "hoist-engine/last-used";
-/// sled tree the engine keeps exported layer blobs in (layer id → blob record), see export.rs.
-const LAYER_BLOBS_TREE: &str = "layer-blobs";
 /// sled tree of imported image layers (blob digest → layer id), see ops.rs.
 const IMPORTED_TREE: &str = "imported-layers";
 /// sled trees that never name content-store blobs (skipped when looking for references).
@@ -460,9 +459,11 @@ impl Engine {
 
         // 2. Layers: the entries naming them, their record, their directory.
         let blob_tree = shared.db.open_tree(LAYER_BLOBS_TREE).map_err(sled_err)?;
+        let tar_tree = shared.db.open_tree(LAYER_TARS_TREE).map_err(sled_err)?;
         let imported_tree = shared.db.open_tree(IMPORTED_TREE).map_err(sled_err)?;
         for id in &plan.layers {
             blob_tree.remove(id.as_str()).map_err(sled_err)?;
+            tar_tree.remove(id.as_str()).map_err(sled_err)?;
             for (digest, layer) in &inventory.imported {
                 if layer == id {
                     imported_tree.remove(digest.as_bytes()).map_err(sled_err)?;
@@ -491,6 +492,21 @@ impl Engine {
             let dir = mounts.join(name);
             if let Err(e) = std::fs::remove_dir_all(&dir) {
                 tracing::warn!("removing cache mount {}: {e}", dir.display());
+            }
+        }
+
+        // 5. Explain records (the "why did this step run" history, see explain.rs): all of
+        // them with `--all`, the older ones with `until=`. A plain or size-bounded prune keeps
+        // them, so the next build can say a step ran because its result was pruned.
+        let explain_cutoff = match (options.all, options.until) {
+            (true, _) => Some(None),
+            (false, Some(until)) => Some(Some(SystemTime::now() - until)),
+            (false, None) => None,
+        };
+        if let Some(older_than) = explain_cutoff {
+            match self.solver.explain_store().prune(older_than) {
+                Ok(pruned) => tracing::debug!(records = pruned.records, "pruned explain records"),
+                Err(e) => tracing::warn!("pruning explain records: {e}"),
             }
         }
 
@@ -787,7 +803,8 @@ fn unique(ids: &[LayerId]) -> impl Iterator<Item = &LayerId> {
 fn referenced_digests(db: &sled::Db) -> Result<HashSet<String>, Error> {
     let mut out = HashSet::new();
     for name in db.tree_names() {
-        if NO_BLOB_TREES.iter().any(|n| n.as_bytes() == &name[..]) {
+        let mut never_names_blobs = NO_BLOB_TREES.iter().chain(hoist_solver::explain::EXPLAIN_TREES);
+        if never_names_blobs.any(|n| n.as_bytes() == &name[..]) {
             continue;
         }
         let tree = db.open_tree(&name).map_err(sled_err)?;

@@ -69,6 +69,10 @@ const RECORDS_TREE: &str = "hoist-solver/explain-records/v1";
 
 /// Sled tree of file manifests by content key.
 const MANIFESTS_TREE: &str = "hoist-solver/explain-manifests/v1";
+/// The sled trees the explain store keeps. They name digests (base image manifests, file
+/// contents) only as facts about earlier builds: garbage collection must not read them as
+/// references that keep blobs alive.
+pub const EXPLAIN_TREES: &[&str] = &[RECORDS_TREE, MANIFESTS_TREE];
 
 /// Errors of the explain store (never fatal to a build: the solver logs them and goes on).
 #[derive(Debug, thiserror::Error)]
