@@ -412,6 +412,43 @@ fn an_artifact_written_by_another_tool_loads() {
 }
 
 #[test]
+fn a_frontend_reads_an_intermediate_result_and_picks_the_next_step() {
+    let reg = Registry::start();
+    let dir = Dir::new("syntax_reads_intermediate");
+    let base = crate::util::busybox_image().push(&reg);
+    let dest = dir.join("out");
+    let frontend = format!("file:{}", hostile_wasm().display());
+    let (_, stderr) = build_ok(
+        &dir,
+        "the hostile frontend does not read its build file\n",
+        &[
+            "--frontend",
+            &frontend,
+            "--opt",
+            "mode=decide",
+            "--opt",
+            &format!("base={base}"),
+            "-o",
+            &format!("type=local,dest={}", dest.display()),
+        ],
+    );
+    // The frontend read /choice from the evaluated probe step and built on what it said.
+    assert_eq!(fs::read_to_string(dest.join("choice")).unwrap(), "second\n");
+    assert_eq!(
+        fs::read_to_string(dest.join("picked")).unwrap(),
+        "picked second\n"
+    );
+    // The probe ran once: the final solve reused the evaluated result.
+    let steps = Steps::parse(&stderr);
+    assert_eq!(steps.executed_matching("probe:").len(), 1, "{steps:#?}");
+    assert_eq!(
+        steps.executed_matching("decided: RUN echo picked second").len(),
+        1,
+        "{steps:#?}"
+    );
+}
+
+#[test]
 fn the_policy_allows_listed_registries_and_digests_only() {
     let reg = Registry::start();
     let dir = Dir::new("syntax_policy");

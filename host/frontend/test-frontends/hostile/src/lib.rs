@@ -1,10 +1,12 @@
 //! A frontend that misbehaves on purpose; option `mode` picks how. Each mode must end in a clear
-//! error on the host while the host keeps serving other builds.
+//! error on the host while the host keeps serving other builds. A few well-behaved modes
+//! (`tour`, `decide`, `forward`) exercise gateway calls the Dockerfile frontend does not make.
 
 use hoist_frontend_sdk::types::{Definition, FileOp, Op, OpKind, OpRef, SourceOp};
 use hoist_frontend_sdk::{
     export_frontend, image, inputs, location, parse_platform, resolve_image_config, solve,
-    solve_frontend, warn, BuildResult, Error, Frontend, Options, Ref, ResolveMode, Warning,
+    solve_evaluated, solve_frontend, warn, BuildResult, Error, Frontend, Options, Ref,
+    ResolveMode, Warning,
 };
 
 /// The hostile frontend.
@@ -135,6 +137,23 @@ impl Frontend for Hostile {
                 let target = options.get("forward-to").unwrap_or("builtin:dockerfile");
                 let (result, config) = solve_frontend(target, options.raw().to_vec(), vec![])?;
                 Ok(BuildResult::single(result, config))
+            }
+            // Runs a step, reads the file it wrote from the evaluated intermediate result, and
+            // picks the next step by that content (as a frontend reading a lock file would).
+            "decide" => {
+                let base = image(options.get("base").unwrap_or("busybox:latest")).state();
+                let probe = base
+                    .run(["sh", "-c", "echo second > /choice"])
+                    .description("probe: RUN echo second > /choice")
+                    .root();
+                let choice = solve_evaluated(&probe.definition())?.read_file("/choice")?;
+                let choice = String::from_utf8_lossy(&choice).trim().to_string();
+                let script = format!("echo picked {choice} > /picked");
+                let next = probe
+                    .run(["sh".to_string(), "-c".to_string(), script.clone()])
+                    .description(format!("decided: RUN {script}"))
+                    .root();
+                Ok(BuildResult::single(solve(&next.definition())?, None))
             }
             "print" => {
                 println!("to stdout");
