@@ -175,14 +175,16 @@ fn unknown_layers_and_removal() {
     assert!("../x".parse::<LayerId>().is_err());
 }
 
-/// The real kernel, except that mounts with more than `max` lowers fail like an over-long
-/// mount(2) option string does (E2BIG), as on kernels without `lowerdir+`.
-struct ShortOptionKernel {
+/// The real kernel, except that overlay mounts with more than `max` lowers fail with `errno`:
+/// E2BIG is an over-long mount(2) option string, as on kernels without `lowerdir+`; ENODEV
+/// with `max` 0 is a kernel without overlayfs.
+struct RefusingKernel {
     max: usize,
+    errno: i32,
     refused: std::sync::atomic::AtomicUsize,
 }
 
-impl Kernel for ShortOptionKernel {
+impl Kernel for RefusingKernel {
     fn mknod(
         &self,
         path: &Path,
@@ -209,7 +211,7 @@ impl Kernel for ShortOptionKernel {
         if m.lowers.len() > self.max {
             self.refused
                 .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            return Err(std::io::Error::from_raw_os_error(libc::E2BIG));
+            return Err(std::io::Error::from_raw_os_error(self.errno));
         }
         RealKernel.mount_overlay(m)
     }
@@ -222,8 +224,9 @@ impl Kernel for ShortOptionKernel {
 fn a_mount_refused_as_too_long_is_retried_with_a_flattened_chain() {
     let tmp = tempfile::tempdir().unwrap();
     let db = sled::open(tmp.path().join("db")).unwrap();
-    let kernel = Arc::new(ShortOptionKernel {
+    let kernel = Arc::new(RefusingKernel {
         max: 5,
+        errno: libc::E2BIG,
         refused: Default::default(),
     });
     let snap = Snapshotter::open_with(
@@ -243,4 +246,24 @@ fn a_mount_refused_as_too_long_is_retried_with_a_flattened_chain() {
         kernel.refused.load(std::sync::atomic::Ordering::SeqCst) >= 1,
         "the first attempt was refused"
     );
+}
+
+#[test]
+fn a_kernel_without_overlayfs_is_refused_at_open_with_the_reason() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = sled::open(tmp.path().join("db")).unwrap();
+    let kernel = Arc::new(RefusingKernel {
+        max: 0,
+        errno: libc::ENODEV,
+        refused: Default::default(),
+    });
+    let root = tmp.path().join("snap");
+    let err = Snapshotter::open_with(&root, &db, kernel, DEFAULT_MAX_LOWERS).unwrap_err();
+    assert!(matches!(err, crate::Error::OverlayUnusable { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(message.contains(&root.display().to_string()), "{message}");
+    assert!(message.contains("No such device"), "{message}");
+    // Nothing half-made is left behind: the test mount's scratch directory is gone.
+    let leftovers: Vec<_> = fs::read_dir(root.join("t")).map(|d| d.count()).into_iter().collect();
+    assert!(leftovers.iter().all(|n| *n == 0), "{leftovers:?}");
 }
