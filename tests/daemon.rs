@@ -1,6 +1,7 @@
 //! hoistd: builds through the daemon compared with embedded ones, the incremental context sync
 //! (asserted through the daemon's transfer counters), concurrent clients sharing a stage, a
-//! daemon killed mid-build, and TLS with client certificates.
+//! daemon killed mid-build, TLS with client certificates, `hoist du`/`prune` through the daemon,
+//! and the frontend policy of the daemon and of its clients.
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -56,6 +57,11 @@ struct Hoistd {
 impl Hoistd {
     /// Starts hoistd on a fresh unix socket with its state beside `dir`'s.
     fn start(dir: &Dir) -> Hoistd {
+        Hoistd::start_with(dir, &[])
+    }
+
+    /// Starts hoistd on a fresh unix socket with extra daemon flags.
+    fn start_with(dir: &Dir, extra: &[&str]) -> Hoistd {
         static N: AtomicUsize = AtomicUsize::new(0);
         let n = N.fetch_add(1, Ordering::SeqCst);
         // Socket paths are limited to 108 bytes: keep it short, outside the deep target dir.
@@ -63,7 +69,7 @@ impl Hoistd {
         Hoistd::start_at(
             dir,
             &format!("unix://{}", socket.display()),
-            Vec::new(),
+            extra.iter().map(|s| s.to_string()).collect(),
             Vec::new(),
         )
     }
@@ -156,6 +162,19 @@ impl Hoistd {
             t["files_received"].as_u64().expect("files_received"),
             t["bytes_received"].as_u64().expect("bytes_received"),
         )
+    }
+
+    /// Stops the daemon with SIGTERM and waits for it to exit (as `Drop` does).
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").arg(child.id().to_string()).status();
+            let status = child.wait().expect("wait for hoistd");
+            assert!(
+                status.success(),
+                "hoistd exited with {status} on SIGTERM:\n{}",
+                self.log_text()
+            );
+        }
     }
 
     /// Kills the daemon with SIGKILL and reaps it.
@@ -731,4 +750,217 @@ fn secrets_reach_the_build_but_not_the_daemons_disk_or_log() {
         !daemon.log_text().contains(&value),
         "the secret is in hoistd's log"
     );
+}
+
+/// `hoist du --format json` through `daemon`.
+fn daemon_du(dir: &Dir, daemon: &Hoistd) -> serde_json::Value {
+    let out = dir
+        .command()
+        .args(["du", "--format", "json"])
+        .args(daemon.client_args())
+        .stdout();
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("du printed no JSON ({e}):\n{out}"))
+}
+
+/// How many items of `kind` a `du` document (`items`) or prune report (`removed`) lists.
+fn count_kind(doc: &serde_json::Value, list: &str, kind: &str) -> usize {
+    doc[list]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {list:?} in {doc:#}"))
+        .iter()
+        .filter(|i| i["kind"] == kind)
+        .count()
+}
+
+/// A du document with its items in a fixed order, to compare two listings of one cache.
+fn sorted_du(mut doc: serde_json::Value) -> serde_json::Value {
+    if let Some(items) = doc["items"].as_array_mut() {
+        items.sort_by_key(|i| (i["kind"].to_string(), i["id"].to_string()));
+    }
+    doc
+}
+
+#[test]
+fn du_and_prune_through_the_daemon_list_and_remove_its_cache() {
+    let dir = Dir::new("du_and_prune_through_the_daemon");
+    let mut daemon = Hoistd::start(&dir);
+    dir.write_file("a.txt", "A\n");
+    let dockerfile = "FROM busybox\nRUN --mount=type=cache,target=/c echo x > /c/x && head -c 65536 /dev/urandom > /r\nCOPY a.txt /\n";
+    let out = build_cmd(&dir, dockerfile)
+        .args(daemon.client_args())
+        .arg("-o")
+        .arg(format!(
+            "type=oci,dest={}",
+            out_path(&dir, "img.tar").display()
+        ))
+        .output();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "daemon build failed:\n{stderr}\nhoistd log:\n{}",
+        daemon.log_text()
+    );
+
+    // The daemon's cache is listed, not the client's (empty) state directory.
+    let doc = daemon_du(&dir, &daemon);
+    assert!(count_kind(&doc, "items", "cache-record") >= 2, "{doc:#}");
+    assert!(count_kind(&doc, "items", "snapshot") >= 2, "{doc:#}");
+    assert_eq!(count_kind(&doc, "items", "cache-mount"), 1, "{doc:#}");
+    let sum: u64 = doc["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["kind"] != "cache-record")
+        .map(|i| i["size"].as_u64().unwrap())
+        .sum();
+    assert!(sum > 65_536, "{doc:#}");
+    assert_eq!(doc["total"].as_u64(), Some(sum), "{doc:#}");
+    let local = dir.command().args(["du", "--format", "json"]).stdout();
+    let local: serde_json::Value = serde_json::from_str(&local).expect("local du JSON");
+    assert_eq!(count_kind(&local, "items", "cache-record"), 0, "{local:#}");
+    let table = dir
+        .command()
+        .args(["du", "--verbose"])
+        .args(daemon.client_args())
+        .stdout();
+    for needle in [
+        "KIND",
+        "cache-record",
+        "cache-mount",
+        "Reclaimable:",
+        "Total:",
+    ] {
+        assert!(table.contains(needle), "{needle:?} missing from:\n{table}");
+    }
+
+    // The same listing as the embedded engine gives on the daemon's state directory.
+    daemon.stop();
+    let embedded = dir
+        .command()
+        .args(["du", "--format", "json", "--state-dir"])
+        .arg(&daemon.state)
+        .stdout();
+    let embedded: serde_json::Value = serde_json::from_str(&embedded).expect("embedded du JSON");
+    assert_eq!(sorted_du(embedded), sorted_du(doc.clone()));
+    daemon.spawn();
+
+    // prune --all through the daemon removes them; a following du shows them gone.
+    let out = dir
+        .command()
+        .args(["prune", "--all", "-f", "--json"])
+        .args(daemon.client_args())
+        .stdout();
+    let report: serde_json::Value = serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("prune printed no JSON ({e}):\n{out}"));
+    for kind in ["cache-record", "snapshot", "cache-mount"] {
+        assert_eq!(
+            count_kind(&report, "removed", kind),
+            count_kind(&doc, "items", kind),
+            "every {kind} is removed: {report:#}"
+        );
+    }
+    assert!(report["reclaimed"].as_u64().unwrap() > 65_536, "{report:#}");
+    let after = daemon_du(&dir, &daemon);
+    for kind in ["cache-record", "snapshot", "cache-mount"] {
+        assert_eq!(
+            count_kind(&after, "items", kind),
+            0,
+            "{kind} left: {after:#}"
+        );
+    }
+    let text = dir
+        .command()
+        .args(["prune", "-f"])
+        .args(daemon.client_args())
+        .stdout();
+    assert!(text.contains("0B reclaimed (0 items removed)"), "{text}");
+}
+
+#[test]
+fn daemon_frontend_policy_refuses_unlisted_frontends_without_contacting_them() {
+    let dir = Dir::new("daemon_frontend_policy");
+    let daemon = Hoistd::start_with(&dir, &["--allow-frontend", "registry.example/*"]);
+    dir.write_file("a.txt", "A\n");
+    let refused = |dockerfile: &str, extra: &[&str]| -> String {
+        let out = build_cmd(&dir, dockerfile)
+            .args(daemon.client_args())
+            .args(extra)
+            .output();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "expected a refused build:\n{stderr}\nhoistd log:\n{}",
+            daemon.log_text()
+        );
+        stderr
+    };
+
+    let stderr = refused(
+        "# syntax=127.0.0.1:1/x/y:1\nFROM busybox\nCOPY a.txt /\n",
+        &[],
+    );
+    assert!(
+        stderr.contains("127.0.0.1:1/x/y:1")
+            && stderr.contains("refused by the frontend policy")
+            && stderr.contains("registry registry.example")
+            && stderr.contains("hoistd --allow-frontend"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("onnect") && !stderr.contains("refused (os error"),
+        "the registry was contacted: {stderr}"
+    );
+    // A registry that is listening sees no connection at all.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let port = listener.local_addr().expect("addr").port();
+    let stderr = refused(
+        &format!("# syntax=127.0.0.1:{port}/x/y:1\nFROM busybox\nCOPY a.txt /\n"),
+        &[],
+    );
+    assert!(
+        stderr.contains("refused by the frontend policy"),
+        "{stderr}"
+    );
+    match listener.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("the refused frontend's registry was contacted: {other:?}"),
+    }
+
+    // A client's policy narrows the daemon's: both must allow the frontend.
+    let stderr = refused(
+        "# syntax=registry.example/team/fe:1\nFROM busybox\nCOPY a.txt /\n",
+        &["--allow-frontend", "other.example"],
+    );
+    assert!(
+        stderr.contains("refused by the frontend policy")
+            && stderr.contains("registry other.example")
+            && stderr.contains("set with --allow-frontend or HOIST_ALLOW_FRONTENDS"),
+        "{stderr}"
+    );
+    // And the client's offline mode reaches the daemon: a tag never resolved is an error.
+    let stderr = refused(
+        "# syntax=registry.example/team/fe:1\nFROM busybox\nCOPY a.txt /\n",
+        &["--frontend-offline"],
+    );
+    assert!(
+        stderr.contains("offline, and this tag was never resolved"),
+        "{stderr}"
+    );
+
+    // Without a syntax line the built-in frontend runs: no policy applies to it.
+    let dest = out_path(&dir, "out");
+    let out = build_cmd(&dir, "FROM busybox\nCOPY a.txt /\n")
+        .args(daemon.client_args())
+        .arg("-o")
+        .arg(format!("type=local,dest={}", dest.display()))
+        .output();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "{stderr}\nhoistd log:\n{}",
+        daemon.log_text()
+    );
+    assert_eq!(std::fs::read_to_string(dest.join("a.txt")).unwrap(), "A\n");
 }

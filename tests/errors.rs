@@ -370,3 +370,63 @@ fn good_build_after_a_failed_one_succeeds() {
     let rootfs = unpack_oci_archive(&archive, &out_path(&dir, "u"));
     assert_eq!(fs::read_to_string(rootfs.join("ok")).unwrap(), "ok\n");
 }
+
+#[test]
+fn copy_from_an_unknown_stage_is_an_image_named_at_its_line() {
+    let dir = Dir::new("copy_from_an_unknown_stage_is_an_image_named_at_its_line");
+    // `nosuchstage` is no stage, so it is an image reference (as in BuildKit), and no registry
+    // has it: the error names it and the COPY line.
+    let dockerfile = "FROM busybox AS base\n\
+        RUN true\n\
+        FROM base\n\
+        COPY --from=nosuchstage /x /x\n";
+    let stderr = build_fails(&dir, dockerfile, &[], 1);
+    assert!(
+        stderr.contains("Dockerfile:4"),
+        "no Dockerfile:4 location:\n{stderr}"
+    );
+    assert!(
+        stderr.contains(">>> COPY --from=nosuchstage /x /x"),
+        "no source line:\n{stderr}"
+    );
+    let error = stderr
+        .lines()
+        .rfind(|l| l.starts_with("ERROR:"))
+        .unwrap_or_else(|| panic!("no ERROR line:\n{stderr}"));
+    assert!(
+        error.contains("nosuchstage"),
+        "the error does not name the image: {error}"
+    );
+}
+
+#[test]
+fn invalid_env_and_arg_lines_are_errors_at_their_line() {
+    let dir = Dir::new("invalid_env_and_arg_lines_are_errors_at_their_line");
+    let cases = [
+        ("ENV =value", "ENV names can not be blank"),
+        ("ENV ONLYNAME", "ENV must have two arguments"),
+        ("ARG", "ARG requires at least one argument"),
+        ("ARG =value", "ARG names can not be blank"),
+    ];
+    for (line, message) in cases {
+        let dockerfile = format!("FROM busybox\nRUN echo ran-before-{}\n{line}\n", line.len());
+        let stderr = build_fails(&dir, &dockerfile, &[], 1);
+        assert!(
+            stderr.contains("Dockerfile:3"),
+            "{line:?}: no Dockerfile:3 location:\n{stderr}"
+        );
+        assert!(
+            stderr.contains(&format!(">>> {line}")),
+            "{line:?}: no source line:\n{stderr}"
+        );
+        assert!(
+            stderr.contains(message),
+            "{line:?}: no {message:?}:\n{stderr}"
+        );
+        // The Dockerfile is rejected before anything runs.
+        let ran = stderr
+            .lines()
+            .any(|l| l.starts_with('#') && l.contains("RUN echo ran-before"));
+        assert!(!ran, "{line:?}: a step ran:\n{stderr}");
+    }
+}

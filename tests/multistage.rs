@@ -345,3 +345,280 @@ fn required_secret_missing_fails_the_step() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("absent"), "{stderr}");
 }
+
+/// A Dockerfile breaking five build-check rules, one RUN marking whether anything ran.
+const LINTED: &str = "FROM busybox as Builder\n\
+    ENV GREETING=$UNDEFINED_THING\n\
+    MAINTAINER someone@example.com\n\
+    RUN echo lint-step-ran > /ran\n\
+    CMD echo hi\n";
+
+/// The (rule, line) of each violation in [`LINTED`], in line order.
+const LINTED_RULES: [(&str, u64); 5] = [
+    ("StageNameCasing", 1),
+    ("FromAsCasing", 1),
+    ("UndefinedVar", 2),
+    ("MaintainerDeprecated", 3),
+    ("JSONArgsRecommended", 5),
+];
+
+/// Runs `--call check` with `progress` and returns (exit code, stdout, stderr).
+fn call_check(dir: &Dir, dockerfile: &str, progress: &str) -> (Option<i32>, String, String) {
+    let out = build_cmd_progress(dir, dockerfile, progress)
+        .args(["--call", "check"])
+        .output();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn call_check_prints_each_warning_at_its_line_and_fails_as_buildx_does() {
+    let dir = Dir::new("call_check_prints_each_warning_at_its_line_and_fails_as_buildx_does");
+    let (code, stdout, stderr) = call_check(&dir, LINTED, "plain");
+    // buildx ends `--call check` with 1 when it found violations (BuildKit's
+    // `result.statuscode`); a build with the same warnings succeeds (below).
+    assert_eq!(code, Some(1), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    let lines: Vec<&str> = LINTED.lines().collect();
+    for (rule, line) in LINTED_RULES {
+        let heading = stdout
+            .find(&format!(
+                "WARNING: {rule} - https://docs.docker.com/go/dockerfile/rule/"
+            ))
+            .unwrap_or_else(|| panic!("no {rule} warning:\n{stdout}"));
+        let after = &stdout[heading..];
+        let location = format!("Dockerfile:{line}\n");
+        let source = format!("{line:>4} | >>> {}", lines[line as usize - 1]);
+        let block = &after[..after.find("\n\n").unwrap_or(after.len())];
+        assert!(
+            block.contains(&location),
+            "{rule}: no {location:?}:\n{block}"
+        );
+        assert!(block.contains(&source), "{rule}: no {source:?}:\n{block}");
+    }
+    assert!(
+        stdout.contains("Check complete, 5 warnings have been found!"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("ERROR"), "{stdout}");
+    assert!(
+        !stderr.contains("lint-step-ran"),
+        "--call check ran a step:\n{stderr}"
+    );
+
+    // JSON with rawjson progress: the same violations, in line order.
+    let (code, stdout, stderr) = call_check(&dir, LINTED, "rawjson");
+    assert_eq!(code, Some(1), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    let result: serde_json::Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("--call check printed no JSON ({e}):\n{stdout}"));
+    let found: Vec<(&str, u64)> = result["warnings"]
+        .as_array()
+        .expect("warnings")
+        .iter()
+        .map(|w| {
+            (
+                w["rule"].as_str().unwrap_or_default(),
+                w["location"]["start"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(found, LINTED_RULES, "{result:#}");
+    assert!(result.get("error").is_none(), "{result:#}");
+    assert_eq!(
+        result["warnings"][2]["detail"],
+        "Usage of undefined variable '$UNDEFINED_THING'"
+    );
+
+    // A clean Dockerfile passes.
+    let clean = "FROM busybox AS builder\nENV GREETING=hello\nCMD [\"echo\", \"hi\"]\n";
+    let (code, stdout, stderr) = call_check(&dir, clean, "plain");
+    assert_eq!(code, Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(stdout, "Check complete, no warnings found.\n");
+}
+
+#[test]
+fn build_with_check_warnings_succeeds_and_check_error_true_fails_it() {
+    let dir = Dir::new("build_with_check_warnings_succeeds_and_check_error_true_fails_it");
+    // A plain build reports the warnings with their lines, and succeeds.
+    let out = build_cmd_progress(&dir, LINTED, "plain")
+        .arg("-o")
+        .arg(format!(
+            "type=oci,dest={}",
+            out_path(&dir, "warned.tar").display()
+        ))
+        .output();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    for (rule, line) in LINTED_RULES {
+        let warning = stderr
+            .lines()
+            .find(|l| l.starts_with(&format!("WARNING: {rule}: ")))
+            .unwrap_or_else(|| panic!("no {rule} warning:\n{stderr}"));
+        assert!(
+            warning.ends_with(&format!("(Dockerfile:{line})")),
+            "{warning}"
+        );
+    }
+    let rootfs = unpack_oci_archive(&out_path(&dir, "warned.tar"), &out_path(&dir, "u"));
+    assert_eq!(
+        fs::read_to_string(rootfs.join("ran")).unwrap(),
+        "lint-step-ran\n"
+    );
+
+    // rawjson carries them as `warning` events.
+    let out = build_cmd(&dir, LINTED).output();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let warnings: Vec<(String, u64)> = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["kind"] == "warning")
+        .map(|v| {
+            let rule = v["rule"].as_str().unwrap_or_default().to_string();
+            (
+                rule,
+                v["location"]["ranges"][0]["start"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, u64)> = LINTED_RULES
+        .iter()
+        .map(|(r, l)| (r.to_string(), *l))
+        .collect();
+    assert_eq!(warnings, expected, "{stderr}");
+
+    // `# check=error=true`: the same Dockerfile fails before any step runs, at the first
+    // violation, naming every rule; `--call check` fails too.
+    let strict = format!("# check=error=true\n{LINTED}");
+    let dest = out_path(&dir, "strict.tar");
+    let out = build_cmd_progress(&dir, &strict, "plain")
+        .arg("-o")
+        .arg(format!("type=oci,dest={}", dest.display()))
+        .output();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(!dest.exists(), "a failed build wrote its output");
+    let error = stderr
+        .lines()
+        .rfind(|l| l.starts_with("ERROR:"))
+        .unwrap_or_else(|| panic!("no ERROR:\n{stderr}"));
+    assert_eq!(
+        error,
+        "ERROR: Dockerfile:2: lint violation found for rules: FromAsCasing, JSONArgsRecommended, \
+         MaintainerDeprecated, StageNameCasing, UndefinedVar"
+    );
+    assert!(stderr.contains(">>> FROM busybox as Builder"), "{stderr}");
+    let ran = stderr
+        .lines()
+        .any(|l| l.starts_with('#') && l.contains("RUN echo lint-step-ran"));
+    assert!(!ran, "a step ran:\n{stderr}");
+    let (code, stdout, stderr) = call_check(&dir, &strict, "plain");
+    assert_eq!(code, Some(1), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        stdout.contains("ERROR: lint violation found for rules: FromAsCasing"),
+        "{stdout}"
+    );
+    let (code, stdout, _) = call_check(&dir, &strict, "rawjson");
+    assert_eq!(code, Some(1), "{stdout}");
+    let result: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+    assert!(
+        result["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("UndefinedVar")),
+        "{result:#}"
+    );
+
+    // Skipping every violated rule makes error=true harmless.
+    let skip = "# check=skip=StageNameCasing,FromAsCasing,UndefinedVar,MaintainerDeprecated,JSONArgsRecommended;error=true\n";
+    let skipped = format!("{skip}{LINTED}");
+    let (code, stdout, stderr) = call_check(&dir, &skipped, "plain");
+    assert_eq!(code, Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(stdout, "Check complete, no warnings found.\n");
+    build_oci(&dir, "skipped", &skipped, &[]);
+}
+
+/// Seconds since the epoch of a rawjson `at` (`{"secs_since_epoch", "nanos_since_epoch"}`).
+fn event_time(at: &serde_json::Value) -> f64 {
+    let secs = at["secs_since_epoch"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no secs_since_epoch in {at}"));
+    let nanos = at["nanos_since_epoch"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no nanos_since_epoch in {at}"));
+    secs as f64 + nanos as f64 / 1e9
+}
+
+/// The (start, completion) times of the one executed step whose name contains `needle`.
+fn run_interval(stderr: &str, needle: &str) -> (f64, f64) {
+    let (mut started, mut completed) = (Vec::new(), Vec::new());
+    for line in stderr.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let event = &v["event"];
+        if v["kind"] != "solver" || !event["name"].as_str().is_some_and(|n| n.contains(needle)) {
+            continue;
+        }
+        match event["type"].as_str() {
+            Some("vertex-started") => started.push(event_time(&event["at"])),
+            Some("vertex-completed") => completed.push(event_time(&event["at"])),
+            _ => {}
+        }
+    }
+    assert_eq!(
+        (started.len(), completed.len()),
+        (1, 1),
+        "{needle}: not started and completed once:\n{stderr}"
+    );
+    (started[0], completed[0])
+}
+
+#[test]
+fn independent_stages_run_in_parallel() {
+    let dir = Dir::new("independent_stages_run_in_parallel");
+    let stages = ["one", "two", "three", "four"];
+    let mut dockerfile = String::new();
+    for stage in stages {
+        dockerfile.push_str(&format!(
+            "FROM busybox AS {stage}\nRUN sleep 1 && echo {stage} > /{stage}\n"
+        ));
+    }
+    dockerfile.push_str("FROM busybox\n");
+    for stage in stages {
+        dockerfile.push_str(&format!("COPY --from={stage} /{stage} /{stage}\n"));
+    }
+    let archive = out_path(&dir, "img.tar");
+    let out = build_cmd(&dir, &dockerfile)
+        .arg("-o")
+        .arg(format!("type=oci,dest={}", archive.display()))
+        .output();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    let intervals: Vec<(f64, f64)> = stages
+        .iter()
+        .map(|stage| run_interval(&stderr, &format!("RUN sleep 1 && echo {stage} ")))
+        .collect();
+    for (stage, (start, end)) in stages.iter().zip(&intervals) {
+        assert!(
+            end - start >= 0.9,
+            "{stage}: the step took {}s, under its sleep",
+            end - start
+        );
+    }
+    // All four were running at once: the last to start started before the first to finish did.
+    let latest_start = intervals.iter().map(|i| i.0).fold(f64::MIN, f64::max);
+    let earliest_end = intervals.iter().map(|i| i.1).fold(f64::MAX, f64::min);
+    assert!(
+        latest_start < earliest_end,
+        "the sleep steps ran one after another: (start, end) = {intervals:?}"
+    );
+    let rootfs = unpack_oci_archive(&archive, &out_path(&dir, "u"));
+    for stage in stages {
+        assert_eq!(
+            fs::read_to_string(rootfs.join(stage)).unwrap(),
+            format!("{stage}\n")
+        );
+    }
+}

@@ -1,6 +1,7 @@
 //! Subrequests (`docker buildx build --call`): `outline`, `targets` and `check` answer questions
 //! about the Dockerfile without building it. Answers are JSON under `result.json` and text under
-//! `result.txt`, as BuildKit returns them.
+//! `result.txt`, as BuildKit returns them; `check` also sets `result.statuscode` (1 when it
+//! found violations), the exit status the client ends with.
 
 use hoist_frontend_sdk::{BuildResult, Error};
 use serde_json::{json, Value};
@@ -22,12 +23,15 @@ pub fn answer(
     let parsed = parser::parse(dockerfile).map_err(|e| located(e.into(), filename))?;
     let (meta_args, stages) =
         instructions::parse_stages(&parsed.ast).map_err(|e| located(e.into(), filename))?;
+    // Only `check` sets an exit status: 1 when it found violations, as BuildKit's does.
+    let mut status = None;
     let (json, text) = match request {
         "frontend.targets" => targets(&stages, filename),
         "frontend.outline" => outline(&meta_args, &stages, opts.target.as_deref(), filename)?,
         "frontend.lint" => {
             let report =
                 convert::check(dockerfile, opts, resolver).map_err(|e| located(e, filename))?;
+            status = Some(report.status_code());
             (
                 report.to_json(filename),
                 report.to_text(filename, dockerfile),
@@ -41,9 +45,13 @@ pub fn answer(
         }
     };
     let json = serde_json::to_vec_pretty(&json).map_err(|e| Error::new(e.to_string()))?;
-    Ok(BuildResult::new()
+    let result = BuildResult::new()
         .with_metadata("result.json", json)
-        .with_metadata("result.txt", text.into_bytes()))
+        .with_metadata("result.txt", text.into_bytes());
+    Ok(match status {
+        Some(code) => result.with_metadata("result.statuscode", code.to_string().into_bytes()),
+        None => result,
+    })
 }
 
 /// Every stage, the last one marked as the default.

@@ -476,6 +476,33 @@ RUN --mount=type=cache,target=/root/.cache,id=$CACHE,sharing=locked \\
     let ssh = &mounts[7];
     assert_eq!(ssh.dest, "/run/buildkit/ssh_agent.0");
     assert!(matches!(&ssh.kind, MountKind::Ssh(id) if id == "default"));
+    assert!(
+        exec.env.iter().any(|e| e == "SSH_AUTH_SOCK=/run/buildkit/ssh_agent.0"),
+        "{:?}",
+        exec.env
+    );
+}
+
+#[test]
+fn ssh_auth_sock_names_the_first_ssh_mount_unless_the_env_sets_it() {
+    let df = "FROM alpine:3.19\n\
+        RUN echo zero\n\
+        RUN --mount=type=ssh,id=a,target=/a.sock --mount=type=ssh echo one\n\
+        ENV SSH_AUTH_SOCK=/mine.sock\n\
+        RUN --mount=type=ssh echo two\n";
+    let g = Graph::of(&convert_ok(df));
+    let env_of = |name: &str| {
+        let OpKind::Exec(exec) = &g.op(name).kind else {
+            unreachable!()
+        };
+        exec.env.iter().filter(|e| e.starts_with("SSH_AUTH_SOCK=")).cloned().collect::<Vec<_>>()
+    };
+    assert!(env_of("[stage-0 2/5] RUN echo zero").is_empty());
+    assert_eq!(
+        env_of("[stage-0 3/5] RUN --mount=type=ssh,id=a,target=/a.sock --mount=type=ssh echo one"),
+        ["SSH_AUTH_SOCK=/a.sock"]
+    );
+    assert_eq!(env_of("[stage-0 5/5] RUN --mount=type=ssh echo two"), ["SSH_AUTH_SOCK=/mine.sock"]);
 }
 
 #[test]

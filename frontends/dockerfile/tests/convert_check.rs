@@ -349,3 +349,14 @@ fn report_json_and_text() {
          ERROR: lint violation found for rules: StageNameCasing\n"
     );
 }
+
+#[test]
+fn status_code_is_one_only_with_violations() {
+    let clean = "FROM alpine:3.19 AS build\nCMD [\"/app\"]\n";
+    assert_eq!(check(clean).status_code(), 0);
+    let warned = "FROM alpine:3.19 AS Build\n";
+    assert_eq!(check(warned).status_code(), 1);
+    // Skipped rules do not count.
+    let skipped = "# check=skip=StageNameCasing\nFROM alpine:3.19 AS Build\n";
+    assert_eq!(check(skipped).status_code(), 0);
+}

@@ -61,6 +61,10 @@ pub const CHUNK_BYTES: usize = 1 << 20;
 /// Entries per manifest batch.
 pub const MANIFEST_BATCH: usize = 2048;
 
+/// The `InfoResponse.features` entry of a daemon that applies a client's frontend policy and
+/// offline mode (`SolveRequest.allow_frontends`, `frontend_offline`); older daemons ignore them.
+pub const FEATURE_CLIENT_FRONTEND_POLICY: &str = "client-frontend-policy";
+
 /// Why an address could not be used or reached.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

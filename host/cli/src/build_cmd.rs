@@ -68,7 +68,7 @@ pub(crate) fn finish_success(args: &BuildArgs, outcome: &BuildOutcome, stdout_ex
             stdout.write_all(value)?;
         }
         stdout.flush()?;
-        return Ok(ExitCode::SUCCESS);
+        return Ok(subrequest_status(outcome));
     }
     for path in stdout_exports {
         let mut file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
@@ -99,6 +99,18 @@ pub(crate) fn finish_success(args: &BuildArgs, outcome: &BuildOutcome, stdout_ex
     }
     stdout.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The exit status a subrequest's answer asks for (`result.statuscode`, as buildx honours it:
+/// `--call check` ends with 1 when it found violations); success when absent or unreadable.
+fn subrequest_status(outcome: &BuildOutcome) -> ExitCode {
+    let value = outcome.metadata.iter().find(|(k, _)| k == "result.statuscode").map(|(_, v)| v);
+    let code = value.and_then(|v| std::str::from_utf8(v).ok()).and_then(|v| v.trim().parse::<i64>().ok()).unwrap_or(0);
+    match code {
+        0 => ExitCode::SUCCESS,
+        // A status that does not fit an exit code is still a failure.
+        n => ExitCode::from(u8::try_from(n).unwrap_or(1)),
+    }
 }
 
 /// Why the built-in buildpacks frontend runs when nobody asked for a frontend, for the progress
@@ -189,7 +201,8 @@ pub(crate) fn request_of(args: &BuildArgs, scratch: &Path) -> anyhow::Result<(Bu
     if args.call != CallMode::Build {
         exports.clear();
     }
-    let request = BuildRequest { frontend, options, contexts, secrets, no_cache: args.no_cache, exports };
+    let ssh = args.ssh.iter().cloned().collect();
+    let request = BuildRequest { frontend, options, contexts, secrets, ssh, no_cache: args.no_cache, exports };
     Ok((request, stdout_exports))
 }
 

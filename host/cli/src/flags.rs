@@ -182,6 +182,11 @@ pub struct BuildFlags {
     #[arg(long = "secret", value_name = "SPEC", value_parser = SecretFlag::parse)]
     pub secrets: Vec<SecretFlag>,
 
+    /// Forward an ssh-agent socket to RUN --mount=type=ssh: `default` ($SSH_AUTH_SOCK) or
+    /// ID=SOCKET.
+    #[arg(long = "ssh", value_name = "default|ID[=SOCKET]")]
+    pub ssh: Vec<String>,
+
     /// Do not use the cache for any step.
     #[arg(long)]
     pub no_cache: bool,
@@ -657,6 +662,29 @@ impl ExportSpec {
     }
 }
 
+/// One `--ssh ID[=SOCKET]`: the id and the agent socket (SOCKET, else $SSH_AUTH_SOCK), which
+/// must exist and be a socket; key files are not read (load them into an agent with ssh-add).
+fn ssh_socket(spec: &str, env: &Environment) -> anyhow::Result<(String, PathBuf)> {
+    let (id, path) = match spec.split_once('=') {
+        Some((id, path)) => (id, env.abs(Path::new(path))),
+        None => match env.vars.get("SSH_AUTH_SOCK") {
+            Some(sock) => (spec, env.abs(Path::new(sock))),
+            None => return Err(usage(format!("--ssh {spec}: SSH_AUTH_SOCK is not set; start ssh-agent or give {spec}=SOCKET"))),
+        },
+    };
+    if id.is_empty() || path.as_os_str().is_empty() || path.to_string_lossy().contains(',') {
+        return Err(usage(format!("--ssh {spec:?}: want default, ID or ID=SOCKET (one agent socket)")));
+    }
+    let meta = std::fs::metadata(&path).with_context(|| format!("--ssh {id}: cannot read {}", path.display()))?;
+    if !std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type()) {
+        return Err(usage(format!(
+            "--ssh {id}: {} is not a socket; hoist forwards ssh-agent sockets (load keys with ssh-add)",
+            path.display()
+        )));
+    }
+    Ok((id.to_string(), path))
+}
+
 /// One `--secret` as typed: its id and where its value comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecretFlag {
@@ -929,6 +957,8 @@ pub struct BuildArgs {
     pub named_contexts: Vec<NamedContext>,
     /// Secrets, values read.
     pub secrets: Vec<Secret>,
+    /// SSH agent sockets by id, paths made absolute and checked to be sockets.
+    pub ssh: Vec<(String, PathBuf)>,
     /// Exports, tags merged into image names, paths made absolute.
     pub exports: Vec<ExportSpec>,
     /// The -t tags.
@@ -1114,6 +1144,10 @@ impl BuildFlags {
             };
             secrets.push(Secret { id: s.id.clone(), value: SecretValue(value) });
         }
+        let ssh = self.ssh.iter().map(|spec| ssh_socket(spec, env)).collect::<anyhow::Result<Vec<_>>>()?;
+        if !ssh.is_empty() && matches!(engine, EngineChoice::Remote { .. }) {
+            return Err(usage("--ssh is not forwarded to hoistd yet: build with the embedded engine (no --addr)"));
+        }
 
         // Exports.
         let mut exports = self.outputs.clone();
@@ -1173,6 +1207,7 @@ impl BuildFlags {
             frontend_options: opts,
             named_contexts,
             secrets,
+            ssh,
             exports,
             tags: self.tags.clone(),
             no_cache: self.no_cache,

@@ -1,7 +1,9 @@
-//! `hoist du` and `hoist prune`: the embedded engine's disk usage and cleanup, printed as a
-//! table (or JSON). A hoistd daemon serves the same through its DiskUsage and Prune RPCs.
+//! `hoist du` and `hoist prune`: the build cache's disk usage and cleanup, printed as a table
+//! (or JSON). The embedded engine's by default; with `--addr` a hoistd daemon's, through its
+//! DiskUsage and Prune RPCs (`remote::gc`), printed by the same code.
 
 use std::io::{IsTerminal as _, Write as _};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::SystemTime;
 
@@ -10,12 +12,24 @@ use hoist_engine::{DiskUsage, Engine, EngineConfig, PruneReport, UsageItem, Usag
 
 use crate::flags::{DuFlags, DuFormat, EngineChoice, PruneFlags};
 
+/// Every kind of usage item, in the order totals are printed.
+pub(crate) const USAGE_KINDS: [UsageKind; 4] = [
+    UsageKind::CacheRecord,
+    UsageKind::Snapshot,
+    UsageKind::Blob,
+    UsageKind::CacheMount,
+];
+
 /// Runs `hoist du`.
 pub fn du(engine: EngineChoice, flags: &DuFlags) -> anyhow::Result<ExitCode> {
-    let usage = with_engine(
-        engine,
-        |engine| async move { Ok(engine.disk_usage().await?) },
-    )?;
+    let usage = block_on(async move {
+        match engine {
+            EngineChoice::Embedded { state_dir } => Ok(open(state_dir)?.disk_usage().await?),
+            EngineChoice::Remote { address, tls } => {
+                crate::remote::gc::disk_usage(&address, &tls).await
+            }
+        }
+    })?;
     let mut out = std::io::stdout().lock();
     match flags.format {
         DuFormat::Json => {
@@ -57,10 +71,14 @@ pub fn prune(engine: EngineChoice, flags: &PruneFlags) -> anyhow::Result<ExitCod
         }
     }
     let options = flags.options();
-    let report = with_engine(
-        engine,
-        |engine| async move { Ok(engine.prune(options).await?) },
-    )?;
+    let report = block_on(async move {
+        match engine {
+            EngineChoice::Embedded { state_dir } => Ok(open(state_dir)?.prune(options).await?),
+            EngineChoice::Remote { address, tls } => {
+                crate::remote::gc::prune(&address, &tls, &options).await
+            }
+        }
+    })?;
     let mut out = std::io::stdout().lock();
     if flags.json {
         serde_json::to_writer_pretty(&mut out, &report)?;
@@ -72,26 +90,18 @@ pub fn prune(engine: EngineChoice, flags: &PruneFlags) -> anyhow::Result<ExitCod
     Ok(ExitCode::SUCCESS)
 }
 
-/// Opens the embedded engine and runs `f` on it; a daemon is not served from here yet.
-fn with_engine<T, F, Fut>(engine: EngineChoice, f: F) -> anyhow::Result<T>
-where
-    F: FnOnce(Engine) -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<T>>,
-{
-    let state_dir = match engine {
-        EngineChoice::Embedded { state_dir } => state_dir,
-        EngineChoice::Remote { address, .. } => {
-            anyhow::bail!("du and prune through a daemon ({address}) are not supported by this client yet; run them on the daemon's host")
-        }
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+/// Runs `work` to its end on a fresh async runtime.
+fn block_on<T>(work: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(async move {
-        let engine = Engine::open(EngineConfig::new(state_dir))?;
-        f(engine).await
-    })
+        .context("starting the async runtime")?
+        .block_on(work)
+}
+
+/// Opens the embedded engine on `state_dir`.
+fn open(state_dir: PathBuf) -> anyhow::Result<Engine> {
+    Ok(Engine::open(EngineConfig::new(state_dir))?)
 }
 
 fn write_items(out: &mut impl std::io::Write, items: &[UsageItem]) -> std::io::Result<()> {
@@ -123,12 +133,7 @@ fn write_items(out: &mut impl std::io::Write, items: &[UsageItem]) -> std::io::R
 
 fn write_totals(out: &mut impl std::io::Write, usage: &DiskUsage) -> std::io::Result<()> {
     writeln!(out, "{:<13} {:>7} {:>10}", "KIND", "COUNT", "SIZE")?;
-    for kind in [
-        UsageKind::CacheRecord,
-        UsageKind::Snapshot,
-        UsageKind::Blob,
-        UsageKind::CacheMount,
-    ] {
+    for kind in USAGE_KINDS {
         let (count, size) = usage.of_kind(kind);
         writeln!(out, "{:<13} {:>7} {:>10}", kind.name(), count, human(size))?;
     }

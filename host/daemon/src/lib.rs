@@ -26,6 +26,8 @@
 //! * A copy is keyed by a stable key the client derives (machine id, directory, role), so the
 //!   copy's path, and with it every cache key downstream of the context, is the same from one
 //!   build to the next and across daemon restarts.
+//! * The daemon's frontend policy (`hoistd --allow-frontend`) binds every build; a client's own
+//!   policy can only narrow it for that client's build, never widen it.
 //! * Secrets exist only in the session's memory and the engine's job; nothing here logs a
 //!   request (the wire `Secret` has a redacted `Debug`).
 #![deny(unsafe_code)]

@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use hoist_api::{Address, ClientTls};
 use hoist_daemon::listen::{self, ListenOptions, ServerTls};
 use hoist_daemon::{Daemon, DaemonConfig};
+use hoist_engine::{FrontendPolicy, FrontendSettings};
 
 /// The default socket.
 const DEFAULT_ADDRESS: &str = "unix:///run/hoist/hoistd.sock";
@@ -62,6 +63,14 @@ struct ServeFlags {
     /// Allow tcp:// addresses without TLS (only on a network you trust).
     #[arg(long)]
     insecure_tcp: bool,
+    /// Allow only frontends matching these rules in every build: a registry HOST[:PORT], a
+    /// repository HOST/PATH[/*] or a digest sha256:HEX (repeatable, comma-separated); built-ins
+    /// always run. A client's own --allow-frontend can narrow this further, never widen it.
+    #[arg(long = "allow-frontend", env = "HOISTD_ALLOW_FRONTENDS", value_name = "RULE", value_delimiter = ',', value_parser = parse_rule)]
+    allow_frontends: Vec<String>,
+    /// Never ask registries about frontends: a tag keeps the digest its last build resolved.
+    #[arg(long, env = "HOISTD_FRONTEND_OFFLINE")]
+    frontend_offline: bool,
 }
 
 /// How `hoistd info` reaches the daemon.
@@ -86,6 +95,12 @@ struct InfoFlags {
 
 fn parse_address(text: &str) -> Result<Address, String> {
     Address::parse(text).map_err(|e| e.to_string())
+}
+
+/// Checks one `--allow-frontend` rule.
+fn parse_rule(text: &str) -> Result<String, String> {
+    FrontendPolicy::parse(&[text])?;
+    Ok(text.to_string())
 }
 
 fn main() -> ExitCode {
@@ -124,6 +139,12 @@ async fn serve(flags: ServeFlags) -> anyhow::Result<()> {
     if let Some(n) = flags.parallelism {
         config.engine.parallelism = n.max(1);
     }
+    config.engine.frontends = FrontendSettings {
+        policy: FrontendPolicy::parse(&flags.allow_frontends)
+            .map_err(anyhow::Error::msg)?
+            .set_by("hoistd --allow-frontend"),
+        offline: flags.frontend_offline,
+    };
     let daemon = tokio::task::spawn_blocking(move || Daemon::start(config))
         .await
         .context("start-up task")??;

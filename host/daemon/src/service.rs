@@ -54,6 +54,7 @@ impl Control for ControlService {
             builds_started: d.builds_started.load(Ordering::Relaxed),
             builds_running: d.builds_running.load(Ordering::Relaxed),
             sessions_open: d.sessions.count() as u64,
+            features: vec![hoist_api::FEATURE_CLIENT_FRONTEND_POLICY.to_string()],
         }))
     }
 

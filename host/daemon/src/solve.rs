@@ -2,6 +2,9 @@
 //! progress streamed as rawjson events, exports bound for the client streamed back as bytes, and
 //! the outcome or failure as the last message.
 //!
+//! A request carrying the client's frontend policy or offline mode runs on the engine with the
+//! daemon's frontend settings narrowed by the client's (both policies must allow a frontend).
+//!
 //! A build whose client goes away (the response stream is dropped) is cancelled: the engine's
 //! running steps are killed and nothing half-done enters the cache.
 
@@ -11,8 +14,8 @@ use std::sync::Arc;
 
 use hoist_api::proto::{self, solve_event, SolveEvent, SolveRequest};
 use hoist_engine::{
-    BuildOutcome, BuildRequest, ContextSource, Event, ExportKind, ExportSpec, FrontendChoice,
-    Progress,
+    BuildOutcome, BuildRequest, ContextSource, Engine, Event, ExportKind, ExportSpec,
+    FrontendChoice, FrontendPolicy, FrontendSettings, Progress,
 };
 use tokio::io::AsyncReadExt as _;
 use tokio::sync::mpsc;
@@ -55,6 +58,7 @@ pub async fn serve(
         .tempdir_in(daemon.engine.state_dir().join("tmp"))
         .map_err(|e| Status::internal(format!("making a scratch directory: {e}")))?;
     let (build, client_exports) = build_request(&request, &session, scratch.path())?;
+    let engine = engine_for(&daemon, &request)?;
 
     daemon.builds_started.fetch_add(1, Ordering::Relaxed);
     daemon.builds_running.fetch_add(1, Ordering::Relaxed);
@@ -67,7 +71,7 @@ pub async fn serve(
         .collect();
     let forwarder = tokio::spawn(forward_progress(events, tx.clone(), renames.clone()));
     let result = tokio::select! {
-        result = daemon.engine.build(build, progress) => Some(result),
+        result = engine.build(build, progress) => Some(result),
         () = tx.closed() => None,
     };
     // All progress goes out before the outcome (the forwarder ends when the build's senders drop).
@@ -116,6 +120,21 @@ pub async fn serve(
         }
     }
     Ok(())
+}
+
+/// The engine a build runs on: the daemon's, its frontend settings narrowed by the client's
+/// (`allow_frontends`, `frontend_offline`) when the request carries any.
+fn engine_for(daemon: &Daemon, request: &SolveRequest) -> Result<Engine, Status> {
+    if request.allow_frontends.is_empty() && !request.frontend_offline {
+        return Ok(daemon.engine.clone());
+    }
+    let client = FrontendSettings {
+        policy: FrontendPolicy::parse(&request.allow_frontends)
+            .map_err(|e| Status::invalid_argument(format!("the client's {e}")))?,
+        offline: request.frontend_offline,
+    };
+    let settings = daemon.engine.frontend_settings().and(&client);
+    Ok(daemon.engine.with_frontend_settings(settings))
 }
 
 /// Counts a build as running while alive.
@@ -220,6 +239,8 @@ fn build_request(
         options,
         contexts,
         secrets: session.secrets.clone(),
+        // Agent sockets are not forwarded through sessions: the client refuses --ssh with --addr.
+        ssh: Default::default(),
         no_cache: request.no_cache,
         exports,
     };

@@ -1,7 +1,7 @@
 //! DiskUsage and Prune: the engine's cache accounting and garbage collection (`Engine::disk_usage`,
 //! `Engine::prune`), as RPCs. Nothing is counted or removed here: the engine owns its GC.
 
-use std::time::UNIX_EPOCH;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use hoist_api::proto;
 use hoist_engine::{PruneOptions, UsageItem};
@@ -63,5 +63,13 @@ fn record_of(item: &UsageItem) -> proto::UsageRecord {
         in_use: item.in_use,
         last_used_unix,
         description: item.description.clone(),
+        created_unix_nanos: item.created.and_then(unix_nanos),
+        last_used_unix_nanos: item.last_used.and_then(unix_nanos),
     }
+}
+
+/// Nanoseconds since the epoch, if `time` is after it and before 2262.
+fn unix_nanos(time: SystemTime) -> Option<i64> {
+    let since = time.duration_since(UNIX_EPOCH).ok()?;
+    i64::try_from(since.as_nanos()).ok()
 }

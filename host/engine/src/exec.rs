@@ -13,7 +13,7 @@ use hoist_store::snapshot::{Mutable, Snapshotter, View};
 use hoist_worker::{CancelToken, ExecMount, ExecRequest, Network, RuncExecutor, Stream};
 
 use crate::chain::Chain;
-use crate::{Error, Secrets};
+use crate::{Error, Secrets, SshSockets};
 
 /// Where a mount's filesystem comes from while the process runs.
 enum Prepared {
@@ -64,6 +64,8 @@ pub struct ExecEnv<'a> {
     pub caches: &'a CacheMounts,
     /// Secrets of the job that runs this exec (never stored).
     pub secrets: &'a Secrets,
+    /// SSH agent sockets of the job that runs this exec, by id.
+    pub ssh: &'a SshSockets,
     /// A scratch directory for this exec, removed afterwards.
     pub scratch: &'a Path,
 }
@@ -99,7 +101,15 @@ pub fn run_exec(
                 None if secret.optional => continue,
                 None => return Err(Error::MissingSecret(secret.id.clone())),
             },
-            MountKind::Ssh(id) => return Err(Error::Unsupported(format!("ssh mount {id:?}"))),
+            // The agent socket is bound as it is; without one for this id the mount is left
+            // out, as BuildKit does for an ssh mount that is not `required`.
+            MountKind::Ssh(id) => match env.ssh.get(id) {
+                Some(socket) => Prepared::Dir(socket.clone()),
+                None => {
+                    tracing::debug!(id = %id, "no ssh socket forwarded for this id; mount skipped");
+                    continue;
+                }
+            },
         };
         prepared.push((index, p));
     }

@@ -47,6 +47,17 @@ pub struct FrontendSettings {
     pub offline: bool,
 }
 
+impl FrontendSettings {
+    /// The stricter of these settings and `other` (a daemon's own and a client's for one build):
+    /// a frontend must be allowed by both policies, and either being offline makes it offline.
+    pub fn and(&self, other: &FrontendSettings) -> FrontendSettings {
+        FrontendSettings {
+            policy: self.policy.clone().and(other.policy.clone()),
+            offline: self.offline || other.offline,
+        }
+    }
+}
+
 /// One rule of a [`FrontendPolicy`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PolicyRule {
@@ -74,6 +85,10 @@ impl std::fmt::Display for PolicyRule {
 pub struct FrontendPolicy {
     /// The rules; empty allows everything.
     pub rules: Vec<PolicyRule>,
+    /// Where the rules were set, named in a refusal (default: the client's flag and variable).
+    set_by: Option<String>,
+    /// Further policies a frontend must also satisfy ([`FrontendPolicy::and`]); none nest.
+    also: Vec<FrontendPolicy>,
 }
 
 impl FrontendPolicy {
@@ -86,6 +101,8 @@ impl FrontendPolicy {
             if rule.is_empty() {
                 continue;
             }
+            // `HOST/*`, like `HOST/PATH/*`, means everything under it: here the whole registry.
+            let name = rule.trim_end_matches("/*").trim_end_matches('/');
             if let Some(hex) = rule.strip_prefix("sha256:") {
                 if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
                     return Err(format!(
@@ -93,11 +110,7 @@ impl FrontendPolicy {
                     ));
                 }
                 parsed.push(PolicyRule::Digest(rule.to_ascii_lowercase()));
-            } else if let Some((host, path)) = rule
-                .trim_end_matches("/*")
-                .trim_end_matches('/')
-                .split_once('/')
-            {
+            } else if let Some((host, path)) = name.split_once('/') {
                 if path.is_empty() || path.contains("//") || rule.contains(['@', ' ']) {
                     return Err(format!(
                         "frontend policy rule {rule:?}: expected HOST/REPOSITORY[/*]"
@@ -109,23 +122,100 @@ impl FrontendPolicy {
                     format!("docker.io/{host}")
                 };
                 parsed.push(PolicyRule::Repository(format!("{host}/{path}")));
-            } else if rule.contains([':', '@', ' '])
-                && !rule
+            } else if name.contains([':', '@', ' '])
+                && !name
                     .split(':')
                     .nth(1)
                     .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))
             {
                 return Err(format!("frontend policy rule {rule:?}: expected a registry HOST[:PORT], HOST/REPOSITORY[/*] or sha256:DIGEST"));
             } else {
-                parsed.push(PolicyRule::Registry(rule.to_string()));
+                parsed.push(PolicyRule::Registry(name.to_string()));
             }
         }
-        Ok(FrontendPolicy { rules: parsed })
+        Ok(FrontendPolicy {
+            rules: parsed,
+            ..FrontendPolicy::default()
+        })
+    }
+
+    /// Names where the rules were set, for refusals (e.g. `hoistd --allow-frontend`).
+    pub fn set_by(mut self, origin: impl Into<String>) -> FrontendPolicy {
+        self.set_by = Some(origin.into());
+        self
+    }
+
+    /// The policy allowing only what both `self` and `other` allow; a refusal names the policy
+    /// (and where it was set) that refused.
+    pub fn and(mut self, other: FrontendPolicy) -> FrontendPolicy {
+        let FrontendPolicy {
+            rules,
+            set_by,
+            also,
+        } = other;
+        let head = FrontendPolicy {
+            rules,
+            set_by,
+            also: Vec::new(),
+        };
+        for layer in std::iter::once(head).chain(also) {
+            if layer.rules.is_empty() {
+                continue;
+            }
+            if self.rules.is_empty() && self.also.is_empty() {
+                self.rules = layer.rules;
+                self.set_by = layer.set_by;
+            } else {
+                self.also.push(layer);
+            }
+        }
+        self
     }
 
     /// Whether any rule restricts frontends.
     pub fn is_restricted(&self) -> bool {
-        !self.rules.is_empty()
+        self.layers().any(|layer| !layer.rules.is_empty())
+    }
+
+    /// This policy's own rules, then each policy joined by [`FrontendPolicy::and`].
+    fn layers(&self) -> impl Iterator<Item = &FrontendPolicy> {
+        std::iter::once(self).chain(self.also.iter())
+    }
+
+    /// Before resolving `registry/repository`: refused if some policy allows it neither by name
+    /// nor possibly by a digest rule. Returns whether every policy allows it by name.
+    fn check_name(&self, reference: &str, registry: &str, repository: &str) -> Result<bool, Error> {
+        let mut all_by_name = true;
+        for layer in self.layers() {
+            if layer.rules.is_empty() || layer.allows_name(registry, repository).is_some() {
+                continue;
+            }
+            if !layer.has_digest_rules() {
+                return Err(layer.refusal(reference));
+            }
+            all_by_name = false;
+        }
+        Ok(all_by_name)
+    }
+
+    /// After resolving: refused if some policy allows neither the name nor one of `digests`.
+    fn check_resolved(
+        &self,
+        reference: &str,
+        registry: &str,
+        repository: &str,
+        digests: &[&str],
+    ) -> Result<(), Error> {
+        for layer in self.layers() {
+            if layer.rules.is_empty()
+                || layer.allows_name(registry, repository).is_some()
+                || layer.allows_digest(digests).is_some()
+            {
+                continue;
+            }
+            return Err(layer.refusal(reference));
+        }
+        Ok(())
     }
 
     /// The rule allowing repository `registry/repository` by name, if any.
@@ -158,8 +248,11 @@ impl FrontendPolicy {
         Error::FrontendRef {
             reference: reference.to_string(),
             message: format!(
-                "refused by the frontend policy: no rule allows it (allowed: {}; set with --allow-frontend or HOIST_ALLOW_FRONTENDS)",
-                rules.join(", ")
+                "refused by the frontend policy: no rule allows it (allowed: {}; set with {})",
+                rules.join(", "),
+                self.set_by
+                    .as_deref()
+                    .unwrap_or("--allow-frontend or HOIST_ALLOW_FRONTENDS")
             ),
         }
     }
@@ -327,6 +420,20 @@ pub(crate) struct Loaded {
 }
 
 impl Engine {
+    /// The frontend settings this engine's builds run under.
+    pub fn frontend_settings(&self) -> &FrontendSettings {
+        &self.frontend_settings
+    }
+
+    /// This engine running builds under `settings` instead (a daemon narrowing its own by a
+    /// client's, see [`FrontendSettings::and`]); cache, stores and solver stay shared.
+    pub fn with_frontend_settings(&self, settings: FrontendSettings) -> Engine {
+        Engine {
+            frontend_settings: Arc::new(settings),
+            ..self.clone()
+        }
+    }
+
     /// Loads the frontend of `choice`; a registry reference is resolved, checked and pulled.
     pub(crate) async fn load_frontend(
         &self,
@@ -422,13 +529,8 @@ impl Engine {
         };
         let parsed = hoist_source::image::parse_reference(reference)?;
         let policy = &self.frontend_settings.policy;
-        let allowed_by_name = !policy.is_restricted()
-            || policy
-                .allows_name(parsed.registry(), parsed.repository())
-                .is_some();
-        if !allowed_by_name && !policy.has_digest_rules() {
-            return Err(policy.refusal(reference));
-        }
+        let allowed_by_name =
+            policy.check_name(reference, parsed.registry(), parsed.repository())?;
         let tree = self
             .shared
             .db
@@ -482,12 +584,13 @@ impl Engine {
                 )
             }
         };
-        if !allowed_by_name
-            && policy
-                .allows_digest(&[manifest_digest.as_str(), layer.as_str()])
-                .is_none()
-        {
-            return Err(policy.refusal(reference));
+        if !allowed_by_name {
+            policy.check_resolved(
+                reference,
+                parsed.registry(),
+                parsed.repository(),
+                &[manifest_digest.as_str(), layer.as_str()],
+            )?;
         }
         if let Some(resolved) = &resolved {
             fetch(&registry, resolved, content)
@@ -647,9 +750,74 @@ mod tests {
                 && err.contains("registry 127.0.0.1:5000"),
             "{err}"
         );
+        let any_repo = FrontendPolicy::parse(&["reg.example/*", "127.0.0.1:5000/*"]).unwrap();
+        assert_eq!(
+            any_repo.rules,
+            [
+                PolicyRule::Registry("reg.example".into()),
+                PolicyRule::Registry("127.0.0.1:5000".into())
+            ]
+        );
+        assert!(any_repo.allows_name("reg.example", "team/fe").is_some());
         assert!(FrontendPolicy::parse(&["sha256:12"]).is_err());
         assert!(FrontendPolicy::parse(&["host:port"]).is_err());
         assert!(!FrontendPolicy::parse::<&str>(&[]).unwrap().is_restricted());
+    }
+
+    #[test]
+    fn joined_policies_allow_only_what_both_allow_and_name_the_one_refusing() {
+        let daemon = FrontendPolicy::parse(&["reg.example"])
+            .unwrap()
+            .set_by("hoistd --allow-frontend");
+        let client = FrontendPolicy::parse(&["reg.example/team"]).unwrap();
+        let both = daemon.clone().and(client.clone());
+        assert!(both.is_restricted());
+        assert_eq!(
+            both.check_name("r", "reg.example", "team/fe").ok(),
+            Some(true)
+        );
+        let err = both
+            .check_name("reg.example/other:1", "reg.example", "other")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("set with --allow-frontend"), "{err}");
+        let err = both
+            .check_name(
+                "elsewhere.example/team/fe:1",
+                "elsewhere.example",
+                "team/fe",
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("set with hoistd --allow-frontend"), "{err}");
+
+        // A digest rule of one policy still needs the other's consent.
+        let digest = format!("sha256:{}", "c".repeat(64));
+        let pinned = daemon
+            .clone()
+            .and(FrontendPolicy::parse(&[digest.as_str()]).unwrap());
+        assert_eq!(pinned.check_name("r", "reg.example", "x").ok(), Some(false));
+        assert!(pinned
+            .check_resolved("r", "reg.example", "x", &[digest.as_str()])
+            .is_ok());
+        assert!(pinned
+            .check_resolved(
+                "r",
+                "reg.example",
+                "x",
+                &[&format!("sha256:{}", "d".repeat(64))]
+            )
+            .is_err());
+        assert!(pinned.check_name("r", "other.example", "x").is_err());
+
+        // An unrestricted side adds nothing.
+        let open = FrontendPolicy::default().and(client.clone());
+        assert_eq!(open, client);
+        let settings = FrontendSettings::default().and(&FrontendSettings {
+            policy: FrontendPolicy::default(),
+            offline: true,
+        });
+        assert!(settings.offline && !settings.policy.is_restricted());
     }
 
     fn request_with(

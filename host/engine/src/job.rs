@@ -1,12 +1,13 @@
 //! One build job: pick the frontend, run it against a gateway bound to this job's contexts and
 //! secrets, solve what it returns, and export.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::export::{export, ExportSpec, Exported};
 use crate::gateway::JobGateway;
-use crate::state::{Engine, Event, Progress, Secrets};
+use crate::state::{Engine, Event, Progress, Secrets, SshSockets};
 use crate::Error;
 
 /// Which frontend interprets the build.
@@ -42,6 +43,8 @@ pub struct BuildRequest {
     pub contexts: Vec<(String, ContextSource)>,
     /// Secrets by id (memory only).
     pub secrets: Secrets,
+    /// SSH agent sockets by id, for `RUN --mount=type=ssh`.
+    pub ssh: SshSockets,
     /// Re-run every step.
     pub no_cache: bool,
     /// Where the result goes.
@@ -56,6 +59,7 @@ impl BuildRequest {
             options: Vec::new(),
             contexts: vec![("context".into(), ContextSource::Local(dir.clone())), ("dockerfile".into(), ContextSource::Local(dir))],
             secrets: Secrets::new(),
+            ssh: SshSockets::new(),
             no_cache: false,
             exports: Vec::new(),
         }
@@ -91,13 +95,15 @@ impl Engine {
         let (frontend, reference) = (loaded.frontend, loaded.reference);
         progress.send(Event::Frontend { reference: reference.clone(), digest: frontend.digest().to_string() });
 
-        let secret_ids = self.add_secrets(&request.secrets);
+        let secret_ids = publish(&self.shared.secrets, &request.secrets);
+        let ssh_ids = publish(&self.shared.ssh, &request.ssh);
         let explain = self.explain_session(&request, &reference, &frontend.digest().to_string());
         let gateway = Arc::new(
             JobGateway::new(self.clone(), &request, progress.clone())?.with_frontend(&reference).with_explain(explain.clone()),
         );
         let result = self.run_frontend(&frontend, &request, gateway.clone()).await;
-        self.remove_secrets(&secret_ids);
+        withdraw(&self.shared.secrets, &secret_ids);
+        withdraw(&self.shared.ssh, &ssh_ids);
         let (chain, image_config, metadata) = result?;
         if let Some(session) = explain {
             // The next build is compared with this one; failing to record it fails nothing.
@@ -154,21 +160,21 @@ impl Engine {
         };
         Ok((chain, config, output.metadata))
     }
+}
 
-    /// Makes a job's secrets visible to exec ops; returns the ids to remove afterwards.
-    fn add_secrets(&self, secrets: &Secrets) -> Vec<String> {
-        let mut all = self.shared.secrets.lock().unwrap_or_else(|p| p.into_inner());
-        for (id, value) in secrets {
-            all.insert(id.clone(), value.clone());
-        }
-        secrets.keys().cloned().collect()
+/// Makes a job's secrets or ssh sockets visible to exec ops; returns the ids to remove afterwards.
+fn publish<V: Clone>(all: &Mutex<HashMap<String, V>>, mine: &HashMap<String, V>) -> Vec<String> {
+    let mut all = all.lock().unwrap_or_else(|p| p.into_inner());
+    for (id, value) in mine {
+        all.insert(id.clone(), value.clone());
     }
+    mine.keys().cloned().collect()
+}
 
-    /// Forgets a finished job's secrets.
-    fn remove_secrets(&self, ids: &[String]) {
-        let mut all = self.shared.secrets.lock().unwrap_or_else(|p| p.into_inner());
-        for id in ids {
-            all.remove(id);
-        }
+/// Forgets a finished job's secrets or ssh sockets.
+fn withdraw<V>(all: &Mutex<HashMap<String, V>>, ids: &[String]) {
+    let mut all = all.lock().unwrap_or_else(|p| p.into_inner());
+    for id in ids {
+        all.remove(id);
     }
 }

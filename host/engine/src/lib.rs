@@ -53,4 +53,4 @@ pub use direct::Solved;
 pub use gc::{DiskUsage, PruneOptions, PruneReport, UsageItem, UsageKind};
 pub use frontend_ref::{FrontendPolicy, FrontendSettings, PolicyRule, MAX_FRONTEND_DEPTH};
 pub use job::{BuildOutcome, BuildRequest, ContextSource, FrontendChoice};
-pub use state::{Engine, EngineConfig, Event, Progress, Secrets};
+pub use state::{Engine, EngineConfig, Event, Progress, Secrets, SshSockets};

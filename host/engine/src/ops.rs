@@ -272,11 +272,13 @@ impl Ops {
             let OpKind::Exec(exec) = &job.op.kind else { return Err(Error::Internal("not an exec op".into())) };
             let scratch = shared.scratch_dir()?;
             let secrets = shared.secrets.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let ssh = shared.ssh.lock().unwrap_or_else(|p| p.into_inner()).clone();
             let env = ExecEnv {
                 snapshots: &shared.snapshots,
                 runtime: &shared.runtime,
                 caches: &shared.caches,
                 secrets: &secrets,
+                ssh: &ssh,
                 scratch: scratch.path(),
             };
             let log = &job.log;

@@ -72,6 +72,10 @@ impl EngineConfig {
 /// Secrets of a build by id; kept in memory only.
 pub type Secrets = HashMap<String, Vec<u8>>;
 
+/// SSH agent sockets a build forwards (`--ssh ID=SOCKET`), by id: each is bound into the RUN
+/// steps that mount `type=ssh` with that id.
+pub type SshSockets = HashMap<String, PathBuf>;
+
 /// Everything the op executor shares across jobs.
 pub(crate) struct Shared {
     pub(crate) state_dir: PathBuf,
@@ -85,6 +89,8 @@ pub(crate) struct Shared {
     pub(crate) caches: CacheMounts,
     /// Secrets of the jobs now running, by id (a job adds its own and removes them at its end).
     pub(crate) secrets: Mutex<Secrets>,
+    /// SSH agent sockets of the jobs now running, by id (added and removed like secrets).
+    pub(crate) ssh: Mutex<SshSockets>,
     /// Whether builds explain their cache misses ([`EngineConfig::explain`]).
     pub(crate) explain: bool,
     /// Build/prune lock, layers in use, last-used times (see `gc.rs`).
@@ -133,6 +139,7 @@ impl Engine {
             registry: config.registry.clone(),
             caches: CacheMounts::new(dir.join("cache-mounts")),
             secrets: Mutex::new(Secrets::new()),
+            ssh: Mutex::new(SshSockets::new()),
             explain: config.explain,
             gc: crate::gc::GcState::open(&db)?,
         });

@@ -297,10 +297,16 @@ impl StageBuilder {
             }
             None => self.state.run(self.run_args(&run.cmd)),
         };
-        let mut ssh_count = 0;
+        let mut ssh_dests = Vec::new();
         for spec in &run.mounts {
             let mount = self.parse_mount(cv, spec, loc)?;
-            exec = exec.with_mount(self.mount_spec(cv, &mount, spec, &mut ssh_count, loc)?);
+            exec = exec.with_mount(self.mount_spec(cv, &mount, spec, &mut ssh_dests, loc)?);
+        }
+        // As BuildKit's LLB does: the first ssh socket is the agent unless the env names one.
+        if let Some(first) = ssh_dests.first() {
+            if self.state.get_env("SSH_AUTH_SOCK").is_none() {
+                exec = exec.env("SSH_AUTH_SOCK", first.clone());
+            }
         }
         match run.network {
             Some(NetworkMode::Host) => exec = exec.network(LlbNetwork::Host),
@@ -350,13 +356,14 @@ impl StageBuilder {
             .map_err(|e| ConvertError::at(loc, e.to_string()))
     }
 
-    /// The SDK mount for a parsed `--mount`; `ssh_count` numbers the default ssh socket paths.
+    /// The SDK mount for a parsed `--mount`; `ssh_dests` collects the ssh socket paths (their
+    /// count numbers the default ones).
     fn mount_spec(
         &mut self,
         cv: &mut Converter<'_>,
         m: &Mount,
         spec: &str,
-        ssh_count: &mut usize,
+        ssh_dests: &mut Vec<String>,
         loc: Location,
     ) -> Result<MountSpec, ConvertError> {
         let target = m.target.as_deref().filter(|t| !t.is_empty());
@@ -417,8 +424,8 @@ impl StageBuilder {
             }
             MountType::Ssh => {
                 let id = m.id.clone().unwrap_or_else(|| "default".into());
-                let dest = target.unwrap_or_else(|| format!("/run/buildkit/ssh_agent.{ssh_count}"));
-                *ssh_count += 1;
+                let dest = target.unwrap_or_else(|| format!("/run/buildkit/ssh_agent.{}", ssh_dests.len()));
+                ssh_dests.push(dest.clone());
                 llb::ssh(dest, id)
             }
         })

@@ -246,6 +246,12 @@ impl Report {
         self.config.error_for(&self.warnings)
     }
 
+    /// The exit status a client should end with (`result.statuscode`, as BuildKit's lint
+    /// subrequest sets it): 1 when there are violations or an error, else 0.
+    pub fn status_code(&self) -> u8 {
+        u8::from(!self.warnings.is_empty() || self.error().is_some())
+    }
+
     /// `{"warnings":[{rule, description, url, detail, location:{file,start,end}}]}`, plus
     /// `error` when the violations fail the build.
     pub fn to_json(&self, filename: &str) -> Value {

@@ -648,16 +648,18 @@ impl<'a> Request<'a> {
             .args
             .iter()
             .map(|arg| match arg.split_once('=') {
-                Some((key, value)) => ArgDef {
+                // `ARG =value`, as BuildKit refuses it.
+                Some(("", _)) => Err(ErrorKind::BlankName("ARG".into())),
+                Some((key, value)) => Ok(ArgDef {
                     key: key.to_string(),
                     value: Some(value.to_string()),
-                },
-                None => ArgDef {
+                }),
+                None => Ok(ArgDef {
                     key: arg.clone(),
                     value: None,
-                },
+                }),
             })
-            .collect();
+            .collect::<Result<_, _>>()?;
         Ok(ArgCommand { args })
     }
 
@@ -961,6 +963,21 @@ mod tests {
         assert_eq!(hc.health.interval, Duration::from_secs(5));
         assert_eq!(hc.health.retries, 3);
         assert!(first("HEALTHCHECK --retries=-1 CMD x").is_err());
+    }
+
+    #[test]
+    fn arg_names_can_not_be_blank() {
+        let err = first("ARG A=1 =2").unwrap_err();
+        assert_eq!(err.kind, ErrorKind::BlankName("ARG".into()));
+        assert!(
+            err.to_string().contains("ARG names can not be blank"),
+            "{err}"
+        );
+        let cmd = first("ARG A B=").unwrap();
+        let Instruction::Arg(arg) = cmd.instruction else {
+            panic!("not an ARG: {cmd:?}");
+        };
+        assert_eq!(arg.args[1].value.as_deref(), Some(""));
     }
 
     #[test]

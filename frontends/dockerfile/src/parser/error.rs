@@ -131,7 +131,7 @@ pub enum ErrorKind {
     /// ENV/LABEL node values that are not key/value/separator triples.
     #[error("Bad input to {0}, too many arguments")]
     TooManyArguments(String),
-    /// ENV/LABEL with an empty key.
+    /// ENV/LABEL/ARG with an empty key.
     #[error("{0} names can not be blank")]
     BlankName(String),
     /// ADD/COPY whose destination is a heredoc.

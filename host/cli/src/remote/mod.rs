@@ -4,7 +4,13 @@
 //! too; the Solve stream's progress events are rendered by the same renderer as embedded builds,
 //! exports bound for this machine arrive as bytes, and the outcome or failure is reported exactly
 //! as for an embedded build (same output, same exit codes).
+//!
+//! The client's frontend policy (`--allow-frontend`, `HOIST_ALLOW_FRONTENDS`) and
+//! `--frontend-offline` travel in the Solve request; the daemon applies them on top of its own
+//! (a frontend must be allowed by both). A daemon too old to know them would ignore them, so the
+//! client asks first and refuses with a usage error rather than drop them silently.
 
+pub mod gc;
 mod session;
 
 use std::collections::HashMap;
@@ -43,6 +49,7 @@ pub async fn build(
         .context("making a scratch directory")?;
     let (request, stdout_exports) = build_cmd::request_of(args, scratch.path())?;
     let dockerfile_path = build_cmd::dockerfile_path(args, scratch.path());
+    check_frontend_flags(&mut control, address, args).await?;
 
     let mut session = Session::open(&mut control).await?;
     let contexts = sync_contexts(&mut session, args, &request).await?;
@@ -51,7 +58,9 @@ pub async fn build(
     }
     session.commit().await?;
 
-    let (wire, client_exports) = solve_request(&session.id, &request, contexts, scratch.path());
+    let (mut wire, client_exports) = solve_request(&session.id, &request, contexts, scratch.path());
+    wire.allow_frontends = args.allow_frontends.clone();
+    wire.frontend_offline = args.frontend_offline;
     let stream = control
         .solve(wire)
         .await
@@ -97,6 +106,45 @@ pub async fn build(
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// Refuses, with a usage error naming the flag, a frontend policy or offline mode that the daemon
+/// would not apply (it predates [`hoist_api::FEATURE_CLIENT_FRONTEND_POLICY`]).
+async fn check_frontend_flags(
+    control: &mut ControlClient<tonic::transport::Channel>,
+    address: &Address,
+    args: &BuildArgs,
+) -> anyhow::Result<()> {
+    let flag = if !args.allow_frontends.is_empty() {
+        "--allow-frontend (or HOIST_ALLOW_FRONTENDS)"
+    } else if args.frontend_offline {
+        "--frontend-offline (or HOIST_FRONTEND_OFFLINE)"
+    } else {
+        return Ok(());
+    };
+    let info = control
+        .info(proto::InfoRequest {})
+        .await
+        .map_err(|status| anyhow::anyhow!("hoistd at {address}: info: {}", status.message()))?
+        .into_inner();
+    match unapplied(flag, &info, address) {
+        Some(refusal) => Err(refusal),
+        None => Ok(()),
+    }
+}
+
+/// The usage error for `flag` if the daemon described by `info` would not apply it.
+fn unapplied(flag: &str, info: &proto::InfoResponse, address: &Address) -> Option<anyhow::Error> {
+    let applies = info
+        .features
+        .iter()
+        .any(|f| f == hoist_api::FEATURE_CLIENT_FRONTEND_POLICY);
+    (!applies).then(|| {
+        anyhow::Error::new(flags::UsageError(format!(
+            "{flag} cannot be applied by hoistd at {address} (version {}): it ignores a client's frontend settings; upgrade hoistd, or set them on the daemon (hoistd --allow-frontend, --frontend-offline)",
+            info.version
+        )))
+    })
 }
 
 /// A session context: the directory, its role and the filter the client applies.
@@ -394,6 +442,8 @@ fn solve_request(
         contexts: named,
         no_cache: request.no_cache,
         exports,
+        allow_frontends: Vec::new(),
+        frontend_offline: false,
     };
     (wire, client_exports)
 }
@@ -455,5 +505,33 @@ async fn receive(
             }
             solve_event::Event::Failure(failure) => return Ok(Err(failure)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_daemon_ignoring_client_frontend_settings_is_a_usage_error_naming_the_flag() {
+        let address = Address::parse("unix:///run/h.sock").unwrap();
+        let old = proto::InfoResponse {
+            version: "0.0.9".into(),
+            ..proto::InfoResponse::default()
+        };
+        let err = unapplied("--allow-frontend", &old, &address).expect("refused");
+        assert!(err.downcast_ref::<flags::UsageError>().is_some());
+        let text = err.to_string();
+        assert!(
+            text.contains("--allow-frontend")
+                && text.contains("0.0.9")
+                && text.contains("unix:///run/h.sock"),
+            "{text}"
+        );
+        let current = proto::InfoResponse {
+            features: vec![hoist_api::FEATURE_CLIENT_FRONTEND_POLICY.to_string()],
+            ..old
+        };
+        assert!(unapplied("--frontend-offline", &current, &address).is_none());
     }
 }
