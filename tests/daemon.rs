@@ -964,3 +964,41 @@ fn daemon_frontend_policy_refuses_unlisted_frontends_without_contacting_them() {
     );
     assert_eq!(std::fs::read_to_string(dest.join("a.txt")).unwrap(), "A\n");
 }
+
+#[test]
+fn a_failed_daemon_build_ends_like_an_embedded_one() {
+    let dir = Dir::new("daemon_failure_report");
+    let daemon = Hoistd::start(&dir);
+    let meta = out_path(&dir, "meta.json");
+    let log = out_path(&dir, "build.log");
+    let out = build_cmd(&dir, "FROM busybox\nRUN echo about-to-fail && exit 3\n")
+        .args(daemon.client_args())
+        .arg("--metadata-file")
+        .arg(&meta)
+        .arg("--log-file")
+        .arg(&log)
+        .output();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(
+        lines.last().is_some_and(|l| l.starts_with("ERROR: ")),
+        "the report is last:\n{stderr}"
+    );
+    let json_report = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["kind"] == "failure-report")
+        .unwrap_or_else(|| panic!("no failure-report line in rawjson:\n{stderr}"));
+    assert!(
+        json_report["step"].as_str().is_some_and(|s| s.contains("exit 3")),
+        "{json_report}"
+    );
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&meta).expect("metadata file")).unwrap();
+    assert!(meta["hoist.failure"]["message"].is_string(), "{meta:#}");
+    assert!(meta["hoist.explain"].is_object() || meta["hoist.explain"].is_array(), "{meta:#}");
+    let log_text = std::fs::read_to_string(&log).expect("log file");
+    assert!(log_text.contains("about-to-fail"), "{log_text}");
+    assert!(log_text.contains("ERROR: "), "{log_text}");
+}

@@ -37,7 +37,7 @@ async fn run_async(args: BuildArgs) -> anyhow::Result<ExitCode> {
 
     let log_file = args.log_file.as_deref().map(crate::progress::LogFile::create).transpose()?;
     let (progress, events) = Progress::channel();
-    let renderer = Renderer::spawn_with_log(args.progress, events, log_file);
+    let renderer = Renderer::spawn(args.progress, events, log_file);
     if let Some(why) = frontend_choice_note(&args) {
         progress.send(hoist_engine::Event::FrontendLog { message: why });
     }

@@ -79,13 +79,8 @@ pub struct Renderer {
 }
 
 impl Renderer {
-    /// Starts rendering `events` in `mode` on stderr.
-    pub fn spawn(mode: ProgressMode, events: UnboundedReceiver<Event>) -> Renderer {
-        Renderer::spawn_with_log(mode, events, None)
-    }
-
     /// Starts rendering `events` in `mode` on stderr, also writing every event in full to `log`.
-    pub fn spawn_with_log(mode: ProgressMode, events: UnboundedReceiver<Event>, log: Option<LogFile>) -> Renderer {
+    pub fn spawn(mode: ProgressMode, events: UnboundedReceiver<Event>, log: Option<LogFile>) -> Renderer {
         let task = if mode == ProgressMode::Tty {
             tokio::spawn(tty::render(events, log))
         } else {

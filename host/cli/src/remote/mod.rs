@@ -65,11 +65,14 @@ pub async fn build(
         .solve(wire)
         .await
         .with_context(|| format!("starting the build on hoistd at {address}"))?;
+    // The same display, log file, explanation, metadata and failure report as an embedded
+    // build: only where the events come from differs.
+    let log_file = args.log_file.as_deref().map(crate::progress::LogFile::create).transpose()?;
     let (progress, events) = Progress::channel();
-    let renderer = Renderer::spawn(args.progress, events);
+    let renderer = Renderer::spawn(args.progress, events, log_file);
     let received = receive(stream.into_inner(), &progress, &client_exports).await;
     drop(progress);
-    let report = renderer.finish().await;
+    let mut report = renderer.finish().await;
     session.close().await;
 
     match received? {
@@ -77,7 +80,9 @@ pub async fn build(
             for export in client_exports.values() {
                 export.finish()?;
             }
-            build_cmd::finish_success(args, &outcome, &stdout_exports)
+            let code = build_cmd::finish_success(args, &outcome, &stdout_exports)?;
+            crate::explain_out::finish(args, &mut report, None)?;
+            Ok(code)
         }
         Err(failure) => {
             let location = failure
@@ -95,14 +100,14 @@ pub async fn build(
                         .collect(),
                 });
             let vertex = failure.failed_vertex.parse::<hoist_llb::Digest>().ok();
-            let text = FailureReport::from_parts(
+            let failure = FailureReport::from_parts(
                 &failure.message,
                 location.as_ref(),
                 vertex,
                 &report,
                 dockerfile_path.as_deref(),
             );
-            eprint!("{text}");
+            crate::explain_out::finish(args, &mut report, Some(&failure))?;
             Ok(ExitCode::FAILURE)
         }
     }
