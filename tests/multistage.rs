@@ -243,6 +243,44 @@ fn call_outline_lists_args_and_secrets() {
 }
 
 #[test]
+fn call_outline_output_is_stable_json_and_text() {
+    let dir = Dir::new("call_outline_output_is_stable_json_and_text");
+    let dockerfile = "ARG VERSION=1.2\n\
+        FROM busybox AS app\n\
+        ARG GREETING=hello\n\
+        ARG NODEFAULT\n\
+        RUN --mount=type=secret,id=token,required=true --mount=type=ssh cat /run/secrets/token\n";
+    let outline = |progress: &str| {
+        let out = build_cmd_progress(&dir, dockerfile, progress)
+            .args(["--call", "outline"])
+            .output();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).expect("UTF-8 outline")
+    };
+    let json = outline("rawjson");
+    let expected = json!({
+        "name": "app",
+        "args": [
+            {"name": "VERSION", "value": "1.2", "location": {"file": "Dockerfile", "start": 1}},
+            {"name": "GREETING", "value": "hello", "location": {"file": "Dockerfile", "start": 3}},
+            {"name": "NODEFAULT", "value": null, "location": {"file": "Dockerfile", "start": 4}},
+        ],
+        "secrets": [{"name": "token", "required": true}],
+        "ssh": [{"name": "default"}],
+        "sources": ["Dockerfile"],
+    });
+    let parsed: serde_json::Value = serde_json::from_str(&json).expect("outline JSON");
+    assert_eq!(parsed, expected, "{json}");
+    let text = outline("plain");
+    assert_eq!(text, "ARG\tDEFAULT\nVERSION\t1.2\nGREETING\thello\nNODEFAULT\t\n");
+    // Stable: the same bytes on every run (keys sorted, nothing time- or path-dependent).
+    for _ in 0..2 {
+        assert_eq!(outline("rawjson"), json);
+        assert_eq!(outline("plain"), text);
+    }
+}
+
+#[test]
 fn cache_mount_persists_across_builds_and_stays_out_of_the_image() {
     let dir = Dir::new("cache_mount_persists_across_builds_and_stays_out_of_the_image");
     let dockerfile = "FROM busybox\n\
