@@ -529,6 +529,48 @@ fn a_named_context_replaces_the_frontend() {
 }
 
 #[test]
+fn an_oci_layout_replaces_the_frontend_and_a_container_image_layout_is_refused() {
+    let reg = Registry::start();
+    let dir = Dir::new("syntax_layout_context");
+    let reference = format!("{}/frontends/dockerfile:1", reg.host());
+    let manifest = push(&dir, &dockerfile_wasm(&dir), &reference);
+    // The artifact copied into an OCI layout by another tool (skopeo), then the registry is
+    // never asked: the syntax names an unreachable one.
+    let layout = dir.join("frontend-layout");
+    crate::util::run_ok(
+        std::process::Command::new("skopeo")
+            .args(["--insecure-policy", "copy", "--src-tls-verify=false"])
+            .arg(format!("docker://{reference}"))
+            .arg(format!("oci:{}:1", layout.display())),
+    );
+    let dockerfile = "# syntax=127.0.0.1:1/team/frontend:1\nFROM busybox\nRUN true\n";
+    let (meta, _) = build_ok(
+        &dir,
+        dockerfile,
+        &[
+            "--build-context",
+            &format!("127.0.0.1:1/team/frontend:1=oci-layout://{}:1", layout.display()),
+        ],
+    );
+    assert_eq!(
+        meta["hoist.frontend.digest"],
+        sha256_digest(hoist_builtin_frontends::DOCKERFILE).as_str()
+    );
+    let shown = meta["hoist.frontend.reference"].as_str().unwrap();
+    assert!(shown.starts_with("context:127.0.0.1:1/team/frontend:1 (oci-layout://"), "{meta}");
+    assert!(shown.ends_with(&format!("@{manifest})")), "{meta}");
+
+    // A layout holding a container image is not a frontend.
+    let image = crate::util::busybox_image().oci_layout_ref();
+    let err = build_err(
+        &dir,
+        dockerfile,
+        &["--build-context", &format!("127.0.0.1:1/team/frontend:1={image}")],
+    );
+    assert!(err.contains("it is a container image"), "{err}");
+}
+
+#[test]
 fn a_frontend_runs_another_by_reference_and_a_loop_hits_the_depth_limit() {
     let reg = Registry::start();
     let dir = Dir::new("syntax_chaining");

@@ -514,10 +514,29 @@ impl Engine {
                 }
             }
             ContextSource::Image(other) => self.registry_frontend(other).await,
-            ContextSource::OciLayout(_) => {
-                Err(refuse(format!("build context {name:?}: an OCI layout cannot replace a frontend yet; use a directory with one .wasm file or docker-image://REF")))
-            }
+            ContextSource::OciLayout(value) => self.layout_frontend(name, value).map_err(|e| refuse(e.to_string())),
         }
+    }
+
+    /// A frontend from an OCI layout (`oci-layout://PATH[:TAG|@DIGEST]`, as `hoist frontend pull`
+    /// or `skopeo copy` write one): the Wasm artifact is checked as a registry one is (config
+    /// media type, world version, exactly one component layer), its blobs verified on copy.
+    fn layout_frontend(&self, name: &str, value: &str) -> Result<(String, Vec<u8>), Box<dyn std::error::Error>> {
+        use hoist_frontend_oci::artifact::Manifest;
+        let (path, selector) = hoist_source::layout::parse_layout_ref(value);
+        let wasm = hoist_source::Platform {
+            os: "wasip2".into(),
+            architecture: "wasm".into(),
+            variant: None,
+        };
+        let content = &self.shared.content;
+        let resolved = hoist_source::layout::resolve_layout(&path, selector.as_deref(), &wasm, content)?;
+        let shown = format!("context:{name} (oci-layout://{}@{})", path.display(), resolved.manifest_digest);
+        let manifest = Manifest::parse(&shown, &content.read(&resolved.manifest_digest)?)?;
+        let layer = manifest.wasm_layer(&shown)?;
+        hoist_frontend_oci::WasmConfig::parse(&shown, &resolved.config)?.check(&shown)?;
+        let digest: Digest = layer.digest.parse()?;
+        Ok((shown, content.read(&digest)?))
     }
 
     /// Resolves, checks and pulls a frontend from its registry; returns the pinned reference
