@@ -195,6 +195,25 @@ impl Hoistd {
         args.extend(self.client_flags.iter().cloned());
         args
     }
+
+    /// Runs `build` on this daemon with `-o type=local` into `out/<name>`, asserting success
+    /// (the failure message carries the steps and the daemon's log); returns the directory.
+    fn build_to_dir(&self, dir: &Dir, mut build: TestCommand, name: &str) -> PathBuf {
+        let dest = out_path(dir, name);
+        let out = build
+            .args(self.client_args())
+            .arg("-o")
+            .arg(format!("type=local,dest={}", dest.display()))
+            .output();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            out.status.success(),
+            "daemon build failed:\n{}\nhoistd log:\n{}",
+            Steps::parse(&stderr).readable(&stderr),
+            self.log_text()
+        );
+        dest
+    }
 }
 
 impl Drop for Hoistd {
@@ -324,22 +343,7 @@ fn one_changed_file_in_a_5000_file_context_is_the_only_file_sent() {
     }
     dir.write_file("Dockerfile", "FROM busybox AS ctx\nCOPY . /ctx\nFROM scratch\nCOPY --from=ctx /ctx/d07/f042.txt /changed.txt\n");
     let daemon = Hoistd::start(&dir);
-    let build = |name: &str| {
-        let dest = out_path(&dir, name);
-        let out = build_existing(&dir)
-            .args(daemon.client_args())
-            .arg("-o")
-            .arg(format!("type=local,dest={}", dest.display()))
-            .output();
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(
-            out.status.success(),
-            "daemon build failed:\n{}\nhoistd log:\n{}",
-            Steps::parse(&stderr).readable(&stderr),
-            daemon.log_text()
-        );
-        dest
-    };
+    let build = |name: &str| daemon.build_to_dir(&dir, build_existing(&dir), name);
     let before = daemon.received();
     let first = build("first");
     let after_first = daemon.received();
@@ -609,19 +613,8 @@ fn tls_with_client_certificates_over_tcp() {
 
     // A client with the right certificate builds.
     dir.write_file("hello.txt", "over TLS\n");
-    let dest = out_path(&dir, "out");
-    let out = build_cmd(&dir, "FROM busybox\nCOPY hello.txt /hello.txt\n")
-        .args(daemon.client_args())
-        .arg("-o")
-        .arg(format!("type=local,dest={}", dest.display()))
-        .output();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        out.status.success(),
-        "TLS build failed:\n{}\nhoistd log:\n{}",
-        Steps::parse(&stderr).readable(&stderr),
-        daemon.log_text()
-    );
+    let build = build_cmd(&dir, "FROM busybox\nCOPY hello.txt /hello.txt\n");
+    let dest = daemon.build_to_dir(&dir, build, "out");
     assert_eq!(
         std::fs::read_to_string(dest.join("hello.txt")).unwrap(),
         "over TLS\n"
@@ -717,20 +710,9 @@ fn secrets_reach_the_build_but_not_the_daemons_disk_or_log() {
     std::fs::write(&token, &value).expect("write token");
     let dockerfile =
         "FROM busybox\nRUN --mount=type=secret,id=token cat /run/secrets/token | wc -c > /len\n";
-    let dest = out_path(&dir, "out");
-    let out = build_cmd(&dir, dockerfile)
-        .args(daemon.client_args())
-        .args(["--secret", &format!("id=token,src={}", token.display())])
-        .arg("-o")
-        .arg(format!("type=local,dest={}", dest.display()))
-        .output();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        out.status.success(),
-        "{}\nhoistd log:\n{}",
-        Steps::parse(&stderr).readable(&stderr),
-        daemon.log_text()
-    );
+    let mut build = build_cmd(&dir, dockerfile);
+    build.args(["--secret", &format!("id=token,src={}", token.display())]);
+    let dest = daemon.build_to_dir(&dir, build, "out");
     assert_eq!(
         std::fs::read_to_string(dest.join("len")).unwrap().trim(),
         value.len().to_string()
@@ -950,18 +932,7 @@ fn daemon_frontend_policy_refuses_unlisted_frontends_without_contacting_them() {
     );
 
     // Without a syntax line the built-in frontend runs: no policy applies to it.
-    let dest = out_path(&dir, "out");
-    let out = build_cmd(&dir, "FROM busybox\nCOPY a.txt /\n")
-        .args(daemon.client_args())
-        .arg("-o")
-        .arg(format!("type=local,dest={}", dest.display()))
-        .output();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        out.status.success(),
-        "{stderr}\nhoistd log:\n{}",
-        daemon.log_text()
-    );
+    let dest = daemon.build_to_dir(&dir, build_cmd(&dir, "FROM busybox\nCOPY a.txt /\n"), "out");
     assert_eq!(std::fs::read_to_string(dest.join("a.txt")).unwrap(), "A\n");
 }
 
