@@ -173,8 +173,10 @@ pub mod __private {
 #[macro_export]
 macro_rules! export_frontend {
     ($frontend:ty) => {
+        // The export glue is unsafe extern fns, but it is this crate's and wit-bindgen's macro
+        // expansion: `unsafe_code` is not reported there, so a frontend crate may keep
+        // `#![forbid(unsafe_code)]`.
         #[cfg(target_arch = "wasm32")]
-        #[allow(unsafe_code, reason = "wit-bindgen's export glue is unsafe extern fns")]
         const _: () = {
             #[doc(hidden)]
             struct __HoistFrontendExport;

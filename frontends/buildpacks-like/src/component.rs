@@ -18,26 +18,7 @@ use crate::{make_plan, Error, Plan, Settings, SourceTree, PLAN_REQUEST};
 /// The buildpacks-like frontend.
 pub struct Buildpacks;
 
-/// The component export (spelled out rather than `export_frontend!`, whose `#[allow]` a crate
-/// under `#![forbid(unsafe_code)]` rejects; see frontends/dockerfile/src/component.rs).
-mod export {
-    use hoist_frontend_sdk::bindings::exports::hoist::frontend::builder;
-
-    /// The type the generated export glue calls.
-    struct Export;
-
-    impl builder::Guest for Export {
-        fn build(
-            options: Vec<(String, String)>,
-        ) -> Result<builder::BuildResult, hoist_frontend_sdk::Error> {
-            hoist_frontend_sdk::__private::run::<super::Buildpacks>(options)
-        }
-    }
-
-    hoist_frontend_sdk::bindings::__export_frontend_world!(
-        Export with_types_in hoist_frontend_sdk::bindings
-    );
-}
+hoist_frontend_sdk::export_frontend!(Buildpacks);
 
 impl Frontend for Buildpacks {
     fn build(options: Options) -> Result<BuildResult, WitError> {

@@ -10,17 +10,13 @@
 //! beside it for comparison. Target: warm `build()` under 20 ms. Figures are printed, never
 //! asserted.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use hoist_dockerfile::convert::{self, ConvertOptions, ImageResolver, ResolvedImage};
-use hoist_frontend_host::{
-    FileStat, FrontendEvent, FrontendHost, FrontendSolved, Gateway, GatewayError, HostConfig,
-    RefId, RefReader, ResolveMode, ResolvedImageConfig, Solver,
-};
+use hoist_frontend_host::test_support::MemoryGateway;
+use hoist_frontend_host::{FrontendHost, Gateway, HostConfig};
 use hoist_frontend_sdk::types::Platform as SdkPlatform;
-use hoist_llb::{Definition, Platform};
 
 #[path = "../../dockerfile/examples/support/mod.rs"]
 mod support;
@@ -28,92 +24,7 @@ mod support;
 /// The base image config every reference resolves to.
 const CONFIG: &str = r#"{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/usr/local/bin:/usr/bin:/bin"],"WorkingDir":"/","Cmd":["/bin/sh"]},"history":[{"created_by":"base"}]}"#;
 
-/// Serves the Dockerfile and image configs from memory; counts calls and the solved ops.
-struct BenchGateway {
-    dockerfile: Vec<u8>,
-    resolves: Mutex<usize>,
-    solved_ops: Mutex<usize>,
-}
-
-#[async_trait]
-impl Solver for BenchGateway {
-    async fn solve(&self, def: Definition, _eval: bool) -> Result<Option<RefId>, GatewayError> {
-        *self.solved_ops.lock().unwrap() = def.ops.len();
-        Ok(Some("ref".into()))
-    }
-
-    async fn solve_frontend(
-        &self,
-        _source: String,
-        _options: Vec<(String, String)>,
-        _inputs: Vec<(String, Definition)>,
-    ) -> Result<FrontendSolved, GatewayError> {
-        Ok(FrontendSolved::default())
-    }
-
-    async fn resolve_image_config(
-        &self,
-        reference: String,
-        _platform: Option<Platform>,
-        _mode: ResolveMode,
-    ) -> Result<ResolvedImageConfig, GatewayError> {
-        *self.resolves.lock().unwrap() += 1;
-        Ok(ResolvedImageConfig {
-            digest: format!("sha256:{:064x}", reference.len()),
-            canonical_ref: format!("docker.io/library/{reference}"),
-            config: CONFIG.into(),
-        })
-    }
-}
-
-#[async_trait]
-impl RefReader for BenchGateway {
-    async fn read_file(
-        &self,
-        _r: &RefId,
-        p: &str,
-        o: u64,
-        l: u64,
-    ) -> Result<Vec<u8>, GatewayError> {
-        if p.trim_start_matches('/') != "Dockerfile" {
-            return Err(GatewayError::not_found(p));
-        }
-        let start = usize::try_from(o)
-            .unwrap_or(usize::MAX)
-            .min(self.dockerfile.len());
-        let end = match l {
-            0 => self.dockerfile.len(),
-            l => start
-                .saturating_add(usize::try_from(l).unwrap_or(usize::MAX))
-                .min(self.dockerfile.len()),
-        };
-        Ok(self.dockerfile[start..end].to_vec())
-    }
-
-    async fn read_dir(
-        &self,
-        _r: &RefId,
-        _p: &str,
-        _pattern: Option<&str>,
-        _limit: usize,
-    ) -> Result<Vec<FileStat>, GatewayError> {
-        Ok(Vec::new())
-    }
-
-    async fn stat(&self, _r: &RefId, p: &str) -> Result<FileStat, GatewayError> {
-        Err(GatewayError::not_found(p))
-    }
-}
-
-impl Gateway for BenchGateway {
-    fn inputs(&self) -> Vec<(String, Definition)> {
-        Vec::new()
-    }
-
-    fn report(&self, _event: FrontendEvent) {}
-}
-
-/// The native converter's resolver, answering like the gateway.
+/// The native converter's resolver, answering like the gateway (`MemoryGateway`).
 struct NativeResolver;
 
 impl ImageResolver for NativeResolver {
@@ -123,7 +34,7 @@ impl ImageResolver for NativeResolver {
         _: Option<&SdkPlatform>,
     ) -> Result<ResolvedImage, String> {
         Ok(ResolvedImage {
-            canonical_ref: format!("docker.io/library/{reference}"),
+            canonical_ref: reference.to_string(),
             digest: format!("sha256:{:064x}", reference.len()),
             config: CONFIG.into(),
         })
@@ -153,11 +64,11 @@ async fn main() {
         .unwrap_or(50);
     let dockerfile = support::generate();
     let lines = dockerfile.lines().count();
-    let gateway = Arc::new(BenchGateway {
-        dockerfile: dockerfile.clone().into_bytes(),
-        resolves: Mutex::new(0),
-        solved_ops: Mutex::new(0),
-    });
+    let gateway = Arc::new(
+        MemoryGateway::default()
+            .with_file("Dockerfile", dockerfile.as_str())
+            .with_image_config(CONFIG),
+    );
     let as_gateway: Arc<dyn Gateway> = gateway.clone();
     let options = || vec![("filename".to_string(), "Dockerfile".to_string())];
 
@@ -174,8 +85,8 @@ async fn main() {
         .build(options(), as_gateway.clone())
         .await
         .unwrap_or_else(|e| panic!("build failed: {e}"));
-    let ops = *gateway.solved_ops.lock().unwrap();
-    *gateway.resolves.lock().unwrap() = 0;
+    let ops = gateway.solves().last().map_or(0, |def| def.ops.len());
+    let resolved_before = gateway.resolved().len();
     let mut builds = Vec::with_capacity(runs);
     let mut instantiations = Vec::with_capacity(runs);
     for _ in 0..runs {
@@ -192,7 +103,7 @@ async fn main() {
             .expect("build");
         builds.push(t.elapsed());
     }
-    let resolves = *gateway.resolves.lock().unwrap() / runs.max(1);
+    let resolves = (gateway.resolved().len() - resolved_before) / runs.max(1);
 
     let opts = ConvertOptions {
         filename: "Dockerfile".into(),

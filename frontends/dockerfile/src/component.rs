@@ -14,31 +14,7 @@ use crate::subrequest;
 /// The Dockerfile frontend.
 pub struct DockerfileFrontend;
 
-/// The component export, only in the component: a native cdylib cannot carry WIT-named symbols.
-///
-/// This spells out what `hoist_frontend_sdk::export_frontend!` expands to because that macro
-/// now emits `#[allow(unsafe_code)]`, which a crate under `#![forbid(unsafe_code)]` rejects
-/// (E0453); the generated glue itself is an external macro expansion, which `forbid` accepts.
-/// Switch back to `export_frontend!(DockerfileFrontend)` once the macro drops the `allow`.
-#[cfg(target_arch = "wasm32")]
-mod export {
-    use hoist_frontend_sdk::bindings::exports::hoist::frontend::builder;
-
-    /// The type the generated export glue calls.
-    struct Export;
-
-    impl builder::Guest for Export {
-        fn build(
-            options: Vec<(String, String)>,
-        ) -> Result<builder::BuildResult, hoist_frontend_sdk::Error> {
-            hoist_frontend_sdk::__private::run::<super::DockerfileFrontend>(options)
-        }
-    }
-
-    hoist_frontend_sdk::bindings::__export_frontend_world!(
-        Export with_types_in hoist_frontend_sdk::bindings
-    );
-}
+hoist_frontend_sdk::export_frontend!(DockerfileFrontend);
 
 impl Frontend for DockerfileFrontend {
     fn build(options: Options) -> Result<BuildResult, Error> {

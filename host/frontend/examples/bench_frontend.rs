@@ -10,80 +10,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
-use hoist_frontend_host::test_support::build_guest;
-use hoist_frontend_host::{
-    FileStat, FrontendEvent, FrontendHost, FrontendSolved, Gateway, GatewayError, HostConfig,
-    RefId, RefReader, ResolveMode, ResolvedImageConfig, Solver,
-};
-use hoist_llb::{Definition, Platform};
-
-/// Answers every solve at once; the benchmark measures the host, not an engine.
-struct NullGateway;
-
-#[async_trait]
-impl Solver for NullGateway {
-    async fn solve(&self, _def: Definition, _eval: bool) -> Result<Option<RefId>, GatewayError> {
-        Ok(Some("ref".into()))
-    }
-
-    async fn solve_frontend(
-        &self,
-        _source: String,
-        _options: Vec<(String, String)>,
-        _inputs: Vec<(String, Definition)>,
-    ) -> Result<FrontendSolved, GatewayError> {
-        Ok(FrontendSolved::default())
-    }
-
-    async fn resolve_image_config(
-        &self,
-        reference: String,
-        _platform: Option<Platform>,
-        _mode: ResolveMode,
-    ) -> Result<ResolvedImageConfig, GatewayError> {
-        Ok(ResolvedImageConfig {
-            canonical_ref: reference,
-            digest: String::new(),
-            config: "{}".into(),
-        })
-    }
-}
-
-#[async_trait]
-impl RefReader for NullGateway {
-    async fn read_file(
-        &self,
-        _r: &RefId,
-        p: &str,
-        _o: u64,
-        _l: u64,
-    ) -> Result<Vec<u8>, GatewayError> {
-        Err(GatewayError::not_found(p))
-    }
-
-    async fn read_dir(
-        &self,
-        _r: &RefId,
-        _p: &str,
-        _pattern: Option<&str>,
-        _limit: usize,
-    ) -> Result<Vec<FileStat>, GatewayError> {
-        Ok(Vec::new())
-    }
-
-    async fn stat(&self, _r: &RefId, p: &str) -> Result<FileStat, GatewayError> {
-        Err(GatewayError::not_found(p))
-    }
-}
-
-impl Gateway for NullGateway {
-    fn inputs(&self) -> Vec<(String, Definition)> {
-        Vec::new()
-    }
-
-    fn report(&self, _event: FrontendEvent) {}
-}
+use hoist_frontend_host::test_support::{build_guest, MemoryGateway};
+use hoist_frontend_host::{FrontendHost, Gateway, HostConfig};
 
 fn ms(d: Duration) -> String {
     format!("{:>9.3} ms", d.as_secs_f64() * 1e3)
@@ -116,7 +44,8 @@ async fn main() {
         None => build_guest("hello-frontend").unwrap_or_else(|e| panic!("{e}")),
     };
     let bytes = std::fs::read(&wasm).unwrap_or_else(|e| panic!("{}: {e}", wasm.display()));
-    let gateway: Arc<dyn Gateway> = Arc::new(NullGateway);
+    // Answers every solve at once: the benchmark measures the host, not an engine.
+    let gateway: Arc<dyn Gateway> = Arc::new(MemoryGateway::default());
     let options = || vec![("build-arg:GREETING".to_string(), "bench".to_string())];
 
     // Cold: empty cache directory, so the component is compiled and written.

@@ -13,11 +13,17 @@
 //! The wasm target directory is `$HOIST_WASM_TARGET_DIR`, else `$CARGO_TARGET_DIR/wasm`, else
 //! `<workspace>/target/wasm`, so guest builds never contend with the host build's lock. Guests
 //! are built without debug info (`CARGO_PROFILE_RELEASE_DEBUG=false`, `..._STRIP=debuginfo`).
+//!
+//! [`MemoryGateway`] runs a loaded frontend without an engine.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
+
+mod memory_gateway;
+
+pub use memory_gateway::MemoryGateway;
 
 /// The workspace root (two levels above this crate).
 pub fn workspace_root() -> PathBuf {

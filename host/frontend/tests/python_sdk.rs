@@ -6,109 +6,14 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use async_trait::async_trait;
-use hoist_frontend_host::test_support::{build_guest, build_python_guest, python_cache_dir};
-use hoist_frontend_host::{
-    Error, FileStat, Frontend, FrontendEvent, FrontendHost, FrontendSolved, Gateway, GatewayError,
-    HostConfig, LogLevel, RefId, RefReader, ResolveMode, ResolvedImageConfig, Solver,
+use hoist_frontend_host::test_support::{
+    build_guest, build_python_guest, python_cache_dir, MemoryGateway,
 };
-use hoist_llb::{Definition, Platform};
+use hoist_frontend_host::{Error, Frontend, FrontendEvent, FrontendHost, HostConfig, LogLevel};
+use hoist_llb::Definition;
 
 const HELLO_PY: &str = "sdk/python/examples/hello";
 const TOML_PY: &str = "sdk/python/examples/toml-frontend";
-
-/// An engine stand-in that records every definition solved and serves files from a map.
-#[derive(Default)]
-struct RecordingGateway {
-    files: HashMap<String, Vec<u8>>,
-    solves: Mutex<Vec<Definition>>,
-    resolved: Mutex<Vec<String>>,
-    events: Mutex<Vec<FrontendEvent>>,
-}
-
-impl RecordingGateway {
-    fn with_file(mut self, path: &str, data: &str) -> Self {
-        self.files.insert(path.into(), data.as_bytes().to_vec());
-        self
-    }
-
-    fn solves(&self) -> Vec<Definition> {
-        self.solves.lock().unwrap().clone()
-    }
-}
-
-#[async_trait]
-impl Solver for RecordingGateway {
-    async fn solve(&self, def: Definition, _evaluate: bool) -> Result<Option<RefId>, GatewayError> {
-        let mut solves = self.solves.lock().unwrap();
-        solves.push(def);
-        Ok(Some(format!("ref-{}", solves.len() - 1)))
-    }
-
-    async fn solve_frontend(
-        &self,
-        _source: String,
-        _options: Vec<(String, String)>,
-        _inputs: Vec<(String, Definition)>,
-    ) -> Result<FrontendSolved, GatewayError> {
-        Err(GatewayError::new("no frontends here"))
-    }
-
-    async fn resolve_image_config(
-        &self,
-        reference: String,
-        _platform: Option<Platform>,
-        _mode: ResolveMode,
-    ) -> Result<ResolvedImageConfig, GatewayError> {
-        self.resolved.lock().unwrap().push(reference.clone());
-        Ok(ResolvedImageConfig {
-            canonical_ref: reference,
-            digest: "sha256:00".into(),
-            config: r#"{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/bin"]}}"#
-                .into(),
-        })
-    }
-}
-
-#[async_trait]
-impl RefReader for RecordingGateway {
-    async fn read_file(
-        &self,
-        _reference: &RefId,
-        path: &str,
-        _offset: u64,
-        _length: u64,
-    ) -> Result<Vec<u8>, GatewayError> {
-        self.files
-            .get(path)
-            .cloned()
-            .ok_or_else(|| GatewayError::not_found(path))
-    }
-
-    async fn read_dir(
-        &self,
-        _reference: &RefId,
-        _path: &str,
-        _pattern: Option<&str>,
-        _limit: usize,
-    ) -> Result<Vec<FileStat>, GatewayError> {
-        Ok(Vec::new())
-    }
-
-    async fn stat(&self, _reference: &RefId, path: &str) -> Result<FileStat, GatewayError> {
-        Err(GatewayError::not_found(path))
-    }
-}
-
-impl Gateway for RecordingGateway {
-    fn inputs(&self) -> Vec<(String, Definition)> {
-        Vec::new()
-    }
-
-    fn report(&self, event: FrontendEvent) {
-        self.events.lock().unwrap().push(event);
-    }
-}
 
 /// One host for the whole test binary, its compile cache kept beside the built components
 /// (`test_support::python_cache_dir()/compiled`): a Python component is ~18 MB of wasm
@@ -187,8 +92,8 @@ async fn python_and_rust_hello_frontends_emit_identical_llb() {
     ]);
     for opts in [vec![], varied] {
         let (rust_gw, py_gw) = (
-            Arc::new(RecordingGateway::default()),
-            Arc::new(RecordingGateway::default()),
+            Arc::new(MemoryGateway::default()),
+            Arc::new(MemoryGateway::default()),
         );
         let rust_out = rust.build(opts.clone(), rust_gw.clone()).await.unwrap();
         let py_out = python.build(opts.clone(), py_gw.clone()).await.unwrap();
@@ -218,9 +123,9 @@ async fn python_and_rust_hello_frontends_emit_identical_llb() {
 #[tokio::test(flavor = "multi_thread")]
 async fn python_log_lines_reach_the_gateway() {
     let python = load_python(HELLO_PY);
-    let gw = Arc::new(RecordingGateway::default());
+    let gw = Arc::new(MemoryGateway::default());
     python.build(vec![], gw.clone()).await.unwrap();
-    let events = gw.events.lock().unwrap().clone();
+    let events = gw.events();
     assert!(
         events.contains(&FrontendEvent::Log(
             LogLevel::Info,
@@ -239,7 +144,7 @@ async fn toml_frontend_turns_stages_into_llb() {
             .join("demo/hoist.toml"),
     )
     .unwrap();
-    let gw = Arc::new(RecordingGateway::default().with_file("hoist.toml", &text));
+    let gw = Arc::new(MemoryGateway::default().with_file("hoist.toml", text.as_str()));
     let out = toml
         .build(options(&[("build-arg:GREETING", "hey")]), gw.clone())
         .await
@@ -258,7 +163,7 @@ async fn toml_frontend_turns_stages_into_llb() {
         descriptions.contains(&"[build 3/3] RUN sh greet.sh 'hey' > /src/greeting.txt"),
         "{descriptions:?}"
     );
-    assert_eq!(*gw.resolved.lock().unwrap(), ["busybox", "busybox"]);
+    assert_eq!(gw.resolved(), ["busybox", "busybox"]);
     let config: serde_json::Value =
         serde_json::from_str(out.platforms[0].image_config.as_deref().unwrap()).unwrap();
     assert_eq!(
@@ -270,7 +175,7 @@ async fn toml_frontend_turns_stages_into_llb() {
         serde_json::json!(["PATH=/bin", "APP_MODE=demo"])
     );
     // print() in a Python frontend is a build log line (the SDK redirects stdout).
-    let events = gw.events.lock().unwrap().clone();
+    let events = gw.events();
     assert!(
         events.contains(&FrontendEvent::Log(
             LogLevel::Info,
@@ -284,7 +189,7 @@ async fn toml_frontend_turns_stages_into_llb() {
 async fn python_errors_keep_their_build_file_location() {
     let toml = load_python(TOML_PY);
     let bad = "[[stage]]\nname = \"a\"\nfrom = \n";
-    let gw = Arc::new(RecordingGateway::default().with_file("build.toml", bad));
+    let gw = Arc::new(MemoryGateway::default().with_file("build.toml", bad));
     let err = toml
         .build(options(&[("filename", "build.toml")]), gw)
         .await
@@ -299,7 +204,7 @@ async fn python_errors_keep_their_build_file_location() {
     );
 
     // A missing build file: the host's not-found error, reworded by the frontend.
-    let gw = Arc::new(RecordingGateway::default());
+    let gw = Arc::new(MemoryGateway::default());
     let err = toml.build(vec![], gw).await.unwrap_err();
     assert!(
         err.to_string()
