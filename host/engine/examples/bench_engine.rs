@@ -19,9 +19,12 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::future::BoxFuture;
 use hoist_llb::*;
 use hoist_solver::*;
+
+#[path = "../../solver/examples/support/synthetic.rs"]
+mod synthetic;
+use synthetic::{graph, Noop};
 
 type Res<T> = Result<T, Box<dyn Error>>;
 
@@ -67,69 +70,6 @@ async fn run_part(part: &str, args: &[String]) -> Res<()> {
 
 // ---------------------------------------------------------------------------------------------
 // (a) fully cached solves
-
-/// Executes nothing; every result is named after its key.
-struct Noop;
-
-impl OpExecutor for Noop {
-    fn execute(&self, job: ExecJob) -> BoxFuture<'_, Result<Vec<ResultId>, ExecError>> {
-        Box::pin(async move { Ok(vec![ResultId(format!("snap-{}", job.cache_key.0.hex()))]) })
-    }
-}
-
-/// A layered DAG 10 ops wide: sources, then execs on the op 10 places back with a read-only
-/// mount of a pseudo-random earlier op (as `bench_solver` makes it).
-fn graph(n: usize) -> Definition {
-    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut ops = Vec::with_capacity(n);
-    for i in 0..n - 1 {
-        let mut op = if i < 10 {
-            Op::new(OpKind::Source(SourceOp {
-                identifier: format!("docker-image://registry.example/g{n}/img{i}:latest"),
-                include_patterns: vec![],
-                exclude_patterns: vec![],
-                follow_paths: vec![],
-                attrs: vec![],
-            }))
-        } else {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            let other = u32::try_from((seed >> 33) % i as u64).unwrap_or(0);
-            let prev = u32::try_from(i - 10).unwrap_or(0);
-            let mut exec = exec_op(
-                vec!["/bin/sh".into(), "-c".into(), format!("make step-{i}")],
-                prev,
-            );
-            exec.mounts.push(Mount {
-                dest: "/other".into(),
-                input: Some(OpRef {
-                    op: other,
-                    output: 0,
-                }),
-                selector: String::new(),
-                readonly: true,
-                output: None,
-                kind: MountKind::Bind,
-            });
-            Op::new(OpKind::Exec(exec))
-        };
-        op.description = Some(format!("[step {i}]"));
-        ops.push(op);
-    }
-    let last = u32::try_from(n - 1).unwrap_or(0);
-    let inputs = (last - 10..last)
-        .map(|op| OpRef { op, output: 0 })
-        .collect();
-    ops.push(Op::new(OpKind::Merge(MergeOp { inputs })));
-    Definition {
-        ops,
-        output: Some(OpRef {
-            op: last,
-            output: 0,
-        }),
-    }
-}
 
 /// An exec of `args` on the root filesystem of op `root`, writing output 0.
 fn exec_op(args: Vec<String>, root: u32) -> ExecOp {
