@@ -100,6 +100,21 @@ fn store_err(op: &'static str) -> impl FnOnce(sled::Error) -> ExplainError {
     move |source| ExplainError::Store { op, source }
 }
 
+/// The JSON value stored under `key` in `tree`, if any; `what` names it when it does not parse.
+fn read_json<T: serde::de::DeserializeOwned>(
+    tree: &sled::Tree,
+    key: &str,
+    what: impl FnOnce() -> String,
+) -> Result<Option<T>, ExplainError> {
+    let Some(raw) = tree.get(key.as_bytes()).map_err(store_err("get"))? else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&raw).map(Some).map_err(|e| ExplainError::Corrupt {
+        what: what(),
+        message: e.to_string(),
+    })
+}
+
 /// The type of a file in a manifest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -508,36 +523,12 @@ impl ExplainStore {
 
     /// The recorded build of `scope`, if any.
     pub fn record(&self, scope: &str) -> Result<Option<BuildRecord>, ExplainError> {
-        let Some(raw) = self
-            .records
-            .get(scope.as_bytes())
-            .map_err(store_err("get"))?
-        else {
-            return Ok(None);
-        };
-        serde_json::from_slice(&raw)
-            .map(Some)
-            .map_err(|e| ExplainError::Corrupt {
-                what: format!("record {scope:?}"),
-                message: e.to_string(),
-            })
+        read_json(&self.records, scope, || format!("record {scope:?}"))
     }
 
     /// The stored file manifest for a content key.
     pub fn manifest(&self, content: &str) -> Result<Option<Vec<FileFact>>, ExplainError> {
-        let Some(raw) = self
-            .manifests
-            .get(content.as_bytes())
-            .map_err(store_err("get"))?
-        else {
-            return Ok(None);
-        };
-        serde_json::from_slice(&raw)
-            .map(Some)
-            .map_err(|e| ExplainError::Corrupt {
-                what: format!("manifest {content}"),
-                message: e.to_string(),
-            })
+        read_json(&self.manifests, content, || format!("manifest {content}"))
     }
 
     /// Bytes the records and manifests take (stored values), for `hoist du`.
