@@ -196,15 +196,10 @@ impl Hoistd {
         args
     }
 
-    /// Runs `build` on this daemon with `-o type=local` into `out/<name>`, asserting success
-    /// (the failure message carries the steps and the daemon's log); returns the directory.
-    fn build_to_dir(&self, dir: &Dir, mut build: TestCommand, name: &str) -> PathBuf {
-        let dest = out_path(dir, name);
-        let out = build
-            .args(self.client_args())
-            .arg("-o")
-            .arg(format!("type=local,dest={}", dest.display()))
-            .output();
+    /// Runs `build` on this daemon, asserting success (the failure message carries the steps
+    /// and the daemon's log); returns its stderr.
+    fn build_ok(&self, mut build: TestCommand) -> String {
+        let out = build.args(self.client_args()).output();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         assert!(
             out.status.success(),
@@ -212,6 +207,14 @@ impl Hoistd {
             Steps::parse(&stderr).readable(&stderr),
             self.log_text()
         );
+        stderr
+    }
+
+    /// [`Hoistd::build_ok`] with `-o type=local` into `out/<name>`; returns the directory.
+    fn build_to_dir(&self, dir: &Dir, mut build: TestCommand, name: &str) -> PathBuf {
+        let dest = out_path(dir, name);
+        build.arg("-o").arg(format!("type=local,dest={}", dest.display()));
+        self.build_ok(build);
         dest
     }
 }
@@ -277,18 +280,9 @@ fn embedded_and_daemon_builds_give_the_same_image_digest() {
 
     let daemon = Hoistd::start(&dir);
     let remote = out_path(&dir, "daemon.tar");
-    let out = build_cmd(&dir, RICH_DOCKERFILE)
-        .args(daemon.client_args())
-        .arg("-o")
-        .arg(format!("type=oci,dest={}", remote.display()))
-        .output();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        out.status.success(),
-        "daemon build failed:\n{}\nhoistd log:\n{}",
-        Steps::parse(&stderr).readable(&stderr),
-        daemon.log_text()
-    );
+    let mut build = build_cmd(&dir, RICH_DOCKERFILE);
+    build.arg("-o").arg(format!("type=oci,dest={}", remote.display()));
+    let stderr = daemon.build_ok(build);
     let steps = Steps::parse(&stderr);
     assert!(
         !steps.executed_matching("COPY app").is_empty(),
@@ -474,17 +468,8 @@ fn daemon_killed_mid_build_restarts_and_reuses_completed_steps() {
     );
 
     daemon.spawn();
-    let out = build_cmd(&dir, dockerfile)
-        .args(daemon.client_args())
-        .output();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let stderr = daemon.build_ok(build_cmd(&dir, dockerfile));
     let steps = Steps::parse(&stderr);
-    assert!(
-        out.status.success(),
-        "rebuild after restart failed:\n{}\nhoistd log:\n{}",
-        steps.readable(&stderr),
-        daemon.log_text()
-    );
     assert_eq!(
         steps.cached_matching("echo one").len(),
         1,
@@ -768,20 +753,9 @@ fn du_and_prune_through_the_daemon_list_and_remove_its_cache() {
     let mut daemon = Hoistd::start(&dir);
     dir.write_file("a.txt", "A\n");
     let dockerfile = "FROM busybox\nRUN --mount=type=cache,target=/c echo x > /c/x && head -c 65536 /dev/urandom > /r\nCOPY a.txt /\n";
-    let out = build_cmd(&dir, dockerfile)
-        .args(daemon.client_args())
-        .arg("-o")
-        .arg(format!(
-            "type=oci,dest={}",
-            out_path(&dir, "img.tar").display()
-        ))
-        .output();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        out.status.success(),
-        "daemon build failed:\n{stderr}\nhoistd log:\n{}",
-        daemon.log_text()
-    );
+    let mut build = build_cmd(&dir, dockerfile);
+    build.arg("-o").arg(format!("type=oci,dest={}", out_path(&dir, "img.tar").display()));
+    daemon.build_ok(build);
 
     // The daemon's cache is listed, not the client's (empty) state directory.
     let doc = daemon_du(&dir, &daemon);

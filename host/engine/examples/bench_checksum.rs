@@ -14,7 +14,6 @@
 
 use std::error::Error;
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -22,12 +21,9 @@ use std::time::{Duration, Instant};
 use hoist_engine::checksum::{tree_checksum, ChecksumCache};
 use hoist_engine::context::IncludeAll;
 
-/// Files in the generated tree.
-const FILES: u64 = 20_000;
-/// Files per directory.
-const PER_DIR: u64 = 100;
-/// Target total size.
-const TOTAL_BYTES: u64 = 1 << 30;
+#[path = "support/tree.rs"]
+mod tree;
+use tree::FILES;
 
 fn main() -> Result<(), Box<dyn Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -35,13 +31,10 @@ fn main() -> Result<(), Box<dyn Error>> {
         .iter()
         .position(|a| a == "--dir")
         .and_then(|i| args.get(i + 1))
-        .map_or_else(
-            || PathBuf::from("/var/tmp/hoist-bench-checksum"),
-            PathBuf::from,
-        );
+        .map_or_else(tree::default_dir, PathBuf::from);
     let drop_caches = args.iter().any(|a| a == "--drop-caches");
 
-    let total = generate(&dir)?;
+    let total = tree::generate(&dir)?;
     println!(
         "tree: {} ({FILES} files, {:.2} GiB)",
         dir.display(),
@@ -68,36 +61,6 @@ fn main() -> Result<(), Box<dyn Error>> {
         vm_hwm().unwrap_or_else(|| "unknown".into())
     );
     Ok(())
-}
-
-/// Creates the tree under `dir` unless a previous run completed it; its total size.
-fn generate(dir: &Path) -> Result<u64, Box<dyn Error>> {
-    let marker = dir.join(".complete");
-    let avg = TOTAL_BYTES / FILES;
-    let size_of = |i: u64| 1 + (i * 7919) % (2 * avg);
-    let total: u64 = (0..FILES).map(size_of).sum();
-    if marker.exists() {
-        return Ok(total);
-    }
-    let started = Instant::now();
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let mut buffer = Vec::new();
-    for i in 0..FILES {
-        let sub = dir.join(format!("d{:03}", i / PER_DIR));
-        fs::create_dir_all(&sub)?;
-        buffer.clear();
-        while (buffer.len() as u64) < size_of(i) {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            buffer.extend_from_slice(&state.to_le_bytes());
-        }
-        buffer.truncate(usize::try_from(size_of(i))?);
-        fs::write(sub.join(format!("f{i:05}.bin")), &buffer)?;
-    }
-    fs::write(marker, "")?;
-    println!("generated in {:.1?}", started.elapsed());
-    Ok(total)
 }
 
 /// A checksum cache in a temporary sled database.
@@ -156,17 +119,7 @@ fn peer_sha256sum(dir: &Path, total: u64) -> Result<(), Box<dyn Error>> {
 fn plain_read(dir: &Path, total: u64) -> Result<(), Box<dyn Error>> {
     let cpu_before = cpu_ms();
     let started = Instant::now();
-    let mut buffer = vec![0u8; 1 << 20];
-    for sub in fs::read_dir(dir)? {
-        let sub = sub?.path();
-        if !sub.is_dir() {
-            continue;
-        }
-        for file in fs::read_dir(&sub)? {
-            let mut file = fs::File::open(file?.path())?;
-            while file.read(&mut buffer)? > 0 {}
-        }
-    }
+    tree::read_all(dir)?;
     let elapsed = started.elapsed();
     let cpu = cpu_ms().zip(cpu_before).map_or(f64::NAN, |(a, b)| a - b);
     println!(

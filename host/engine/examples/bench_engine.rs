@@ -13,8 +13,6 @@
 //! speed: the program prints figures next to their targets.
 
 use std::error::Error;
-use std::io::Read as _;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,6 +23,8 @@ use hoist_solver::*;
 #[path = "../../solver/examples/support/synthetic.rs"]
 mod synthetic;
 use synthetic::{graph, Noop};
+#[path = "support/tree.rs"]
+mod tree;
 
 type Res<T> = Result<T, Box<dyn Error>>;
 
@@ -221,18 +221,15 @@ fn four_sleeps(busybox: Vec<u8>) -> Definition {
 // ---------------------------------------------------------------------------------------------
 // (c) tree hash of 1 GiB in 20,000 files
 
-const FILES: u64 = 20_000;
-const PER_DIR: u64 = 100;
-const TOTAL_BYTES: u64 = 1 << 30;
-
 fn tree_hash(drop_caches: bool) -> Res<()> {
     use hoist_engine::checksum::{tree_checksum, ChecksumCache};
     use hoist_engine::context::IncludeAll;
-    let dir = PathBuf::from("/var/tmp/hoist-bench-checksum");
-    let total = generate(&dir)?;
+    let dir = tree::default_dir();
+    let total = tree::generate(&dir)?;
     println!(
-        "(c) tree hash of {} ({FILES} files, {:.2} GiB)",
+        "(c) tree hash of {} ({} files, {:.2} GiB)",
         dir.display(),
+        tree::FILES,
         total as f64 / (1u64 << 30) as f64
     );
     if drop_caches {
@@ -274,49 +271,12 @@ fn tree_hash(drop_caches: bool) -> Res<()> {
         ms(times[2])
     );
     let t = Instant::now();
-    let mut buffer = vec![0u8; 1 << 20];
-    for sub in std::fs::read_dir(&dir)? {
-        let sub = sub?.path();
-        if sub.is_dir() {
-            for file in std::fs::read_dir(&sub)? {
-                let mut file = std::fs::File::open(file?.path())?;
-                while file.read(&mut buffer)? > 0 {}
-            }
-        }
-    }
+    tree::read_all(&dir)?;
     println!(
         "  peer: plain read of every file, 1 thread: {:.0} ms",
         ms(t.elapsed())
     );
     Ok(())
-}
-
-/// Creates the tree under `dir` unless a previous run completed it; its total size.
-fn generate(dir: &Path) -> Res<u64> {
-    let marker = dir.join(".complete");
-    let avg = TOTAL_BYTES / FILES;
-    let size_of = |i: u64| 1 + (i * 7919) % (2 * avg);
-    let total: u64 = (0..FILES).map(size_of).sum();
-    if marker.exists() {
-        return Ok(total);
-    }
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let mut buffer = Vec::new();
-    for i in 0..FILES {
-        let sub = dir.join(format!("d{:03}", i / PER_DIR));
-        std::fs::create_dir_all(&sub)?;
-        buffer.clear();
-        while (buffer.len() as u64) < size_of(i) {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            buffer.extend_from_slice(&state.to_le_bytes());
-        }
-        buffer.truncate(usize::try_from(size_of(i))?);
-        std::fs::write(sub.join(format!("f{i:05}.bin")), &buffer)?;
-    }
-    std::fs::write(marker, "")?;
-    Ok(total)
 }
 
 // ---------------------------------------------------------------------------------------------
