@@ -99,10 +99,11 @@ fn main() -> anyhow::Result<()> {
             .map(|_| run_hoist(&hoist, &build_args(&daemon_flags)))
             .collect::<Result<_, _>>()?;
         let hoistd_rss = peak_rss_of(daemon.id())?;
-        Ok::<_, anyhow::Error>((remote, hoistd_rss))
+        let resident = resident_by_mapping(daemon.id())?;
+        Ok::<_, anyhow::Error>((remote, hoistd_rss, resident))
     })();
     stop_daemon(daemon);
-    let (remote, hoistd_rss) = result?;
+    let (remote, hoistd_rss, resident) = result?;
 
     let report = |name: &str, runs: &[Run]| {
         let mut ms: Vec<f64> = runs.iter().map(|r| r.wall.as_secs_f64() * 1000.0).collect();
@@ -124,6 +125,12 @@ fn main() -> anyhow::Result<()> {
         "hoistd peak RSS: {hoistd_mb:.1} MB over the {runs} no-op rebuilds (fresh daemon, compile cache on disk); {:.1} MB over the warm-up build (runs every step, compiles the frontend)",
         warm_rss as f64 / 1024.0
     );
+    let shown: Vec<String> = resident
+        .iter()
+        .take(6)
+        .map(|(name, kb)| format!("{name} {:.1} MB", *kb as f64 / 1024.0))
+        .collect();
+    println!("hoistd resident after the rebuilds, largest mappings: {}", shown.join("; "));
     println!(
         "targets: embedded no-op rebuild < {TARGET_MS} ms: {}; peak RSS < {TARGET_RSS_MB} MB: hoist embedded {}, hoist client {}, hoistd {}",
         verdict(embedded_ms < TARGET_MS),
@@ -221,6 +228,36 @@ fn peak_rss_of(pid: u32) -> anyhow::Result<i64> {
         .nth(1)
         .context("VmHWM value")?
         .parse()?)
+}
+
+/// A process's resident memory now, summed by what is mapped (a file's name, or `[anon]`
+/// for anonymous memory, heap and stacks), largest first, in KiB.
+fn resident_by_mapping(pid: u32) -> anyhow::Result<Vec<(String, i64)>> {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps"))?;
+    let mut sums: std::collections::BTreeMap<String, i64> = Default::default();
+    let mut current = String::new();
+    for line in smaps.lines() {
+        let mut words = line.split_whitespace();
+        let first = words.next().unwrap_or("");
+        if first.contains('-') && !first.ends_with(':') {
+            // A mapping's header: ADDRESS PERMS OFFSET DEV INODE [PATH].
+            let path = words.nth(4).unwrap_or("");
+            current = match path {
+                "" | "[heap]" | "[stack]" => "[anon]".to_string(),
+                p if p.starts_with('[') => p.to_string(),
+                p => Path::new(p)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| p.to_string()),
+            };
+        } else if first == "Rss:" {
+            let kb: i64 = words.next().unwrap_or("0").parse().unwrap_or(0);
+            *sums.entry(current.clone()).or_default() += kb;
+        }
+    }
+    let mut sorted: Vec<(String, i64)> = sums.into_iter().collect();
+    sorted.sort_by(|a, b| b.1.cmp(&a.1));
+    Ok(sorted)
 }
 
 fn wait_for_socket(socket: &Path) -> anyhow::Result<()> {

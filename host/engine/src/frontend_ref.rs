@@ -441,12 +441,12 @@ impl Engine {
         contexts: &[(String, ContextSource)],
         origin: &str,
     ) -> Result<Loaded, Error> {
-        let (reference, bytes) = match choice {
+        let (reference, component) = match choice {
             FrontendChoice::Reference(r) if is_builtin_dockerfile(r) => {
                 self.builtin_bytes("dockerfile")?
             }
             FrontendChoice::Builtin(name) => self.builtin_bytes(name)?,
-            FrontendChoice::Bytes(bytes) => ("file".to_string(), bytes.clone()),
+            FrontendChoice::Bytes(bytes) => ("file".to_string(), Component::Bytes(bytes.clone())),
             FrontendChoice::Reference(r) => match named_context(contexts, r) {
                 Some((name, source)) => self.context_frontend(r, &name, &source).await?,
                 None => self
@@ -455,7 +455,21 @@ impl Engine {
                     .map_err(|e| with_origin(e, origin))?,
             },
         };
-        let frontend = self.frontends.load(&bytes).map_err(|e| match choice {
+        let loaded = match component {
+            Component::Builtin(bytes) => self.frontends.load_static(bytes),
+            Component::Bytes(bytes) => self.frontends.load(&bytes),
+            Component::Stored(digest) => match self.frontends.loaded(digest.as_str()) {
+                Some(frontend) => Ok(frontend),
+                None => {
+                    let bytes = self.shared.content.read(&digest).map_err(|e| Error::FrontendRef {
+                        reference: reference.clone(),
+                        message: format!("reading the pulled component: {e}"),
+                    })?;
+                    self.frontends.load(&bytes)
+                }
+            },
+        };
+        let frontend = loaded.map_err(|e| match choice {
             FrontendChoice::Reference(r) => Error::FrontendRef {
                 reference: r.clone(),
                 message: e.to_string(),
@@ -469,7 +483,7 @@ impl Engine {
     }
 
     /// A built-in frontend's bytes.
-    fn builtin_bytes(&self, name: &str) -> Result<(String, Vec<u8>), Error> {
+    fn builtin_bytes(&self, name: &str) -> Result<(String, Component), Error> {
         let name = name.strip_prefix("builtin:").unwrap_or(name);
         let name = if is_builtin_dockerfile(name) {
             "dockerfile"
@@ -477,7 +491,7 @@ impl Engine {
             name
         };
         hoist_builtin_frontends::lookup(name)
-            .map(|b| (format!("builtin:{name}"), b.to_vec()))
+            .map(|b| (format!("builtin:{name}"), Component::Builtin(b)))
             .ok_or_else(|| Error::FrontendRef {
                 reference: name.to_string(),
                 message: "no such built-in frontend".into(),
@@ -491,7 +505,7 @@ impl Engine {
         reference: &str,
         name: &str,
         source: &ContextSource,
-    ) -> Result<(String, Vec<u8>), Error> {
+    ) -> Result<(String, Component), Error> {
         let refuse = |message: String| Error::FrontendRef {
             reference: reference.to_string(),
             message,
@@ -507,7 +521,7 @@ impl Engine {
                 match wasm.as_slice() {
                     [one] => {
                         let bytes = std::fs::read(one).map_err(|e| Error::io(one, e))?;
-                        Ok((format!("context:{name} ({})", one.display()), bytes))
+                        Ok((format!("context:{name} ({})", one.display()), Component::Bytes(bytes)))
                     }
                     [] => Err(refuse(format!("build context {name:?} ({}) replaces this frontend but holds no .wasm file", dir.display()))),
                     _ => Err(refuse(format!("build context {name:?} ({}) holds several .wasm files; keep exactly one", dir.display()))),
@@ -521,7 +535,7 @@ impl Engine {
     /// A frontend from an OCI layout (`oci-layout://PATH[:TAG|@DIGEST]`, as `hoist frontend pull`
     /// or `skopeo copy` write one): the Wasm artifact is checked as a registry one is (config
     /// media type, world version, exactly one component layer), its blobs verified on copy.
-    fn layout_frontend(&self, name: &str, value: &str) -> Result<(String, Vec<u8>), Box<dyn std::error::Error>> {
+    fn layout_frontend(&self, name: &str, value: &str) -> Result<(String, Component), Box<dyn std::error::Error>> {
         use hoist_frontend_oci::artifact::Manifest;
         let (path, selector) = hoist_source::layout::parse_layout_ref(value);
         let wasm = hoist_source::Platform {
@@ -536,12 +550,15 @@ impl Engine {
         let layer = manifest.wasm_layer(&shown)?;
         hoist_frontend_oci::WasmConfig::parse(&shown, &resolved.config)?.check(&shown)?;
         let digest: Digest = layer.digest.parse()?;
-        Ok((shown, content.read(&digest)?))
+        if !content.has(&digest) {
+            return Err(format!("{shown}: the component blob {digest} is missing").into());
+        }
+        Ok((shown, Component::Stored(digest)))
     }
 
     /// Resolves, checks and pulls a frontend from its registry; returns the pinned reference
-    /// and the component's bytes.
-    async fn registry_frontend(&self, reference: &str) -> Result<(String, Vec<u8>), Error> {
+    /// and the component's digest in the content store.
+    async fn registry_frontend(&self, reference: &str) -> Result<(String, Component), Error> {
         let refuse = |message: String| Error::FrontendRef {
             reference: reference.to_string(),
             message,
@@ -565,13 +582,25 @@ impl Engine {
         let content = &self.shared.content;
         let registry = FrontendRegistry::new(self.shared.registry.clone());
 
-        // A digest is resolved once; a tag on every build, unless offline.
+        // A digest is resolved once; a tag on every build, unless offline. A tag that still
+        // names what it named last time costs one HEAD request; any other answer (or none)
+        // resolves it in full, which also gives the clearer error.
+        let tag_key = format!("tag:{}", parsed.whole());
+        let named_key = format!("named:{}", parsed.whole());
         let manifest_digest = match parsed.digest() {
             Some(d) => Some(d.parse::<Digest>().map_err(|e| refuse(format!("digest: {e}")))?),
-            None if self.frontend_settings.offline => Some(recorded(format!("tag:{}", parsed.whole())).ok_or_else(|| {
+            None if self.frontend_settings.offline => Some(recorded(tag_key.clone()).ok_or_else(|| {
                 refuse("offline, and this tag was never resolved before; build once without --frontend-offline".into())
             })?),
-            None => None,
+            None => match (recorded(named_key.clone()), recorded(tag_key.clone())) {
+                (Some(named), Some(manifest)) => registry
+                    .named_digest(reference)
+                    .await
+                    .ok()
+                    .filter(|now| *now == named)
+                    .map(|_| manifest),
+                _ => None,
+            },
         };
         let local = manifest_digest
             .as_ref()
@@ -589,8 +618,12 @@ impl Engine {
                     .await
                     .map_err(|e| refuse(e.to_string()))?;
                 let _ = tree.insert(
-                    format!("tag:{}", parsed.whole()).as_bytes(),
+                    tag_key.as_bytes(),
                     resolved.manifest_digest.as_str().as_bytes(),
+                );
+                let _ = tree.insert(
+                    named_key.as_bytes(),
+                    resolved.named_digest.as_str().as_bytes(),
                 );
                 let _ = tree.insert(
                     format!("manifest:{}", resolved.manifest_digest).as_bytes(),
@@ -616,9 +649,6 @@ impl Engine {
                 .await
                 .map_err(|e| refuse(e.to_string()))?;
         }
-        let bytes = content
-            .read(&layer)
-            .map_err(|e| refuse(format!("reading the pulled component: {e}")))?;
         let pinned = match parsed.tag() {
             Some(tag) if parsed.digest().is_none() => format!(
                 "{}/{}:{tag}@{manifest_digest}",
@@ -631,7 +661,7 @@ impl Engine {
                 parsed.repository()
             ),
         };
-        Ok((pinned, bytes))
+        Ok((pinned, Component::Stored(layer)))
     }
 
     /// Runs frontend `source` for a frontend at `parent` (chaining): same job, same references.
@@ -662,6 +692,16 @@ impl Engine {
             image_config: first.and_then(|p| p.image_config),
         })
     }
+}
+
+/// A frontend component as its source hands it over.
+pub(crate) enum Component {
+    /// Compiled into hoist.
+    Builtin(&'static [u8]),
+    /// Read from a file.
+    Bytes(Vec<u8>),
+    /// A blob of the content store (verified on the way in), by digest.
+    Stored(Digest),
 }
 
 /// Downloads the component, logging the pull.

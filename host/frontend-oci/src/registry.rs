@@ -57,6 +57,8 @@ pub struct Resolved {
     pub pinned: String,
     /// The manifest digest.
     pub manifest_digest: Digest,
+    /// The digest of what the reference itself names: the manifest, or the index listing it.
+    pub named_digest: Digest,
     /// The manifest body as fetched.
     pub manifest: Vec<u8>,
     /// The config.
@@ -117,6 +119,21 @@ impl FrontendRegistry {
         })
     }
 
+    /// The digest `reference` names now (one HEAD request): the manifest, or the index listing
+    /// it, as [`Resolved::named_digest`] records it.
+    pub async fn named_digest(&self, reference: &str) -> Result<Digest, Error> {
+        let (parsed, client, auth, host) = self.client(reference)?;
+        let name = parsed.whole();
+        let digest = client
+            .fetch_manifest_digest(&parsed, &auth)
+            .await
+            .map_err(|e| Error::Registry(hoist_source::Error::from_registry(&name, &host, e)))?;
+        digest.parse().map_err(|e| Error::InvalidArtifact {
+            reference: name,
+            reason: format!("manifest digest {digest:?}: {e}"),
+        })
+    }
+
     /// Resolves `reference` to its manifest and config, checking both; the component itself is
     /// not downloaded (see [`FrontendRegistry::fetch`]).
     pub async fn resolve(&self, reference: &str) -> Result<Resolved, Error> {
@@ -130,6 +147,7 @@ impl FrontendRegistry {
             DOCKER_MANIFEST_LIST,
         ];
         let mut current = parsed.clone();
+        let mut named_digest = None;
         // An index may list the component for `wasm/wasip2`; one level is all a publisher uses.
         for _ in 0..2 {
             let (body, digest) = client
@@ -144,6 +162,7 @@ impl FrontendRegistry {
                     actual: actual.to_string(),
                 }));
             }
+            let named_digest = named_digest.get_or_insert_with(|| actual.clone()).clone();
             let value: serde_json::Value =
                 serde_json::from_slice(&body).map_err(|e| Error::InvalidArtifact {
                     reference: name.clone(),
@@ -184,6 +203,7 @@ impl FrontendRegistry {
                 pinned: pinned(&parsed, &actual),
                 reference: name,
                 manifest_digest: actual,
+                named_digest,
                 manifest: body.to_vec(),
                 config,
                 layer: LayerInfo {

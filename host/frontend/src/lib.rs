@@ -146,6 +146,8 @@ struct HostInner {
     cache: CompileCache,
     config: HostConfig,
     loaded: Mutex<HashMap<String, Frontend>>,
+    /// The sha256 of each `'static` component loaded, by address: built-ins are hashed once.
+    static_digests: Mutex<HashMap<(usize, usize), String>>,
 }
 
 impl std::fmt::Debug for FrontendHost {
@@ -190,6 +192,7 @@ impl FrontendHost {
                 cache,
                 config,
                 loaded: Mutex::new(HashMap::new()),
+                static_digests: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -202,8 +205,32 @@ impl FrontendHost {
     /// Loads a frontend component: checks it, compiles it (or maps the cached compiled form),
     /// and resolves its imports once.
     pub fn load(&self, bytes: &[u8]) -> Result<Frontend, Error> {
-        let digest = hex::encode(Sha256::digest(bytes));
-        if let Some(f) = self.lock_loaded().get(&digest) {
+        self.load_hashed(hex::encode(Sha256::digest(bytes)), bytes)
+    }
+
+    /// [`FrontendHost::load`] for a component compiled into the program (a built-in): its
+    /// bytes never change, so they are hashed once per process.
+    pub fn load_static(&self, bytes: &'static [u8]) -> Result<Frontend, Error> {
+        let address = (bytes.as_ptr() as usize, bytes.len());
+        let known = lock(&self.inner.static_digests).get(&address).cloned();
+        let digest = known.unwrap_or_else(|| {
+            let digest = hex::encode(Sha256::digest(bytes));
+            lock(&self.inner.static_digests).insert(address, digest.clone());
+            digest
+        });
+        self.load_hashed(digest, bytes)
+    }
+
+    /// The frontend with component digest `digest` (`sha256:…`), if this host loaded it before:
+    /// a caller holding only a verified digest (a content-store blob) need not read the bytes.
+    pub fn loaded(&self, digest: &str) -> Option<Frontend> {
+        let hex = digest.strip_prefix("sha256:")?;
+        lock(&self.inner.loaded).get(hex).cloned()
+    }
+
+    /// Loads `bytes`, whose sha256 is `digest` (lowercase hex).
+    fn load_hashed(&self, digest: String, bytes: &[u8]) -> Result<Frontend, Error> {
+        if let Some(f) = lock(&self.inner.loaded).get(&digest) {
             return Ok(f.clone());
         }
         check_header(bytes)?;
@@ -240,14 +267,15 @@ impl FrontendHost {
                 pre,
             }),
         };
-        self.lock_loaded().insert(digest, frontend.clone());
+        lock(&inner.loaded).insert(digest, frontend.clone());
         Ok(frontend)
     }
+}
 
-    fn lock_loaded(&self) -> std::sync::MutexGuard<'_, HashMap<String, Frontend>> {
-        // A panic while holding this lock cannot leave the map inconsistent (single inserts).
-        self.inner.loaded.lock().unwrap_or_else(|p| p.into_inner())
-    }
+/// Locks one of the host's maps; a panic while holding it cannot leave a map inconsistent
+/// (single inserts).
+fn lock<T>(map: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    map.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Refuses bytes that are not a WebAssembly component before the compiler sees them.

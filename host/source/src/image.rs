@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::{StreamExt as _, TryStreamExt as _};
@@ -37,6 +37,50 @@ pub struct RegistryOptions {
     /// A docker `config.json` (or a directory holding one) whose `auths` give credentials;
     /// `None` reads `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`.
     pub docker_config: Option<PathBuf>,
+    /// Clients made so far, shared by every clone of these options.
+    clients: ClientCache,
+}
+
+/// Registry clients by host, protocol and credentials. A client keeps its connections and
+/// tokens, and making one (loading TLS roots) costs milliseconds, so every resolve of a build,
+/// and every build of a daemon, reuses it. Credentials are part of the key: an edited
+/// `config.json` takes effect at the next build.
+#[derive(Clone, Default)]
+struct ClientCache(Arc<Mutex<HashMap<String, Client>>>);
+
+impl std::fmt::Debug for ClientCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.0.lock().map(|m| m.len()).unwrap_or(0);
+        write!(f, "ClientCache({n} clients)")
+    }
+}
+
+impl ClientCache {
+    fn get_or_make(
+        &self,
+        key: String,
+        make: impl FnOnce() -> Result<Client>,
+    ) -> Result<Client> {
+        // A panic while holding this lock cannot leave the map inconsistent (single inserts).
+        let mut clients = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(client) = clients.get(&key) {
+            return Ok(client.clone());
+        }
+        let client = make()?;
+        clients.insert(key, client.clone());
+        Ok(client)
+    }
+}
+
+/// What distinguishes credentials, without keeping a secret in a map key.
+fn auth_key(auth: &RegistryAuth) -> String {
+    match auth {
+        RegistryAuth::Anonymous => "anonymous".into(),
+        RegistryAuth::Basic(user, password) => {
+            format!("basic:{}", Digest::of(format!("{user}\0{password}").as_bytes()))
+        }
+        RegistryAuth::Bearer(token) => format!("bearer:{}", Digest::of(token.as_bytes())),
+    }
 }
 
 impl RegistryOptions {
@@ -50,28 +94,36 @@ impl RegistryOptions {
             || self.insecure_hosts.iter().any(|h| h == host || h == name)
     }
 
-    /// A client for `reference`'s registry and the credentials to use with it.
+    /// A client for `reference`'s registry and the credentials to use with it; clients are
+    /// made once per registry, protocol and credentials, and shared by clones of `self`.
     pub fn client_for(&self, reference: &Reference) -> Result<(Client, RegistryAuth)> {
         let host = reference.resolve_registry();
-        let protocol = if self.is_insecure(host) {
-            ClientProtocol::Http
-        } else {
-            ClientProtocol::Https
-        };
-        let config = ClientConfig {
-            protocol,
-            platform_resolver: None,
-            connect_timeout: Some(Duration::from_secs(30)),
-            user_agent: concat!("hoist/", env!("CARGO_PKG_VERSION")),
-            ..ClientConfig::default()
-        };
-        let client = Client::try_from(config).map_err(|e| Error::Registry {
-            reference: reference.whole(),
-            host: host.to_string(),
-            message: format!("cannot create HTTP client: {e}"),
-        })?;
+        let insecure = self.is_insecure(host);
         let path = auth::config_path(self.docker_config.as_deref());
         let creds = auth::lookup(path.as_deref(), reference.registry())?;
+        let key = format!(
+            "{}://{host} {}",
+            if insecure { "http" } else { "https" },
+            auth_key(&creds)
+        );
+        let client = self.clients.get_or_make(key, || {
+            let config = ClientConfig {
+                protocol: if insecure {
+                    ClientProtocol::Http
+                } else {
+                    ClientProtocol::Https
+                },
+                platform_resolver: None,
+                connect_timeout: Some(Duration::from_secs(30)),
+                user_agent: concat!("hoist/", env!("CARGO_PKG_VERSION")),
+                ..ClientConfig::default()
+            };
+            Client::try_from(config).map_err(|e| Error::Registry {
+                reference: reference.whole(),
+                host: host.to_string(),
+                message: format!("cannot create HTTP client: {e}"),
+            })
+        })?;
         Ok((client, creds))
     }
 }
@@ -123,32 +175,17 @@ pub struct PullProgress {
 pub struct ImageSource {
     content: ContentStore,
     opts: RegistryOptions,
-    clients: Mutex<HashMap<String, (Client, RegistryAuth)>>,
 }
 
 impl ImageSource {
     /// A source storing into `content`, talking to registries as `opts` says.
     pub fn new(content: ContentStore, opts: RegistryOptions) -> Self {
-        ImageSource {
-            content,
-            opts,
-            clients: Mutex::new(HashMap::new()),
-        }
+        ImageSource { content, opts }
     }
 
-    /// The client (cached per registry host, so tokens are reused) for `reference`.
+    /// The client (shared per registry, so connections and tokens are reused) for `reference`.
     fn client(&self, reference: &Reference) -> Result<(Client, RegistryAuth)> {
-        let host = reference.resolve_registry().to_string();
-        if let Ok(clients) = self.clients.lock() {
-            if let Some(c) = clients.get(&host) {
-                return Ok(c.clone());
-            }
-        }
-        let c = self.opts.client_for(reference)?;
-        if let Ok(mut clients) = self.clients.lock() {
-            clients.insert(host, c.clone());
-        }
-        Ok(c)
+        self.opts.client_for(reference)
     }
 
     /// Resolves `reference` to the manifest for `platform` (descending through an index or
