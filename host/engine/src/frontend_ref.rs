@@ -456,7 +456,7 @@ impl Engine {
             },
         };
         let loaded = match component {
-            Component::Builtin(bytes) => self.frontends.load_static(bytes),
+            Component::Builtin(builtin) => self.frontends.load_known(builtin.sha256, builtin.bytes),
             Component::Bytes(bytes) => self.frontends.load(&bytes),
             Component::Stored(digest) => match self.frontends.loaded(digest.as_str()) {
                 Some(frontend) => Ok(frontend),
@@ -465,7 +465,7 @@ impl Engine {
                         reference: reference.clone(),
                         message: format!("reading the pulled component: {e}"),
                     })?;
-                    self.frontends.load(&bytes)
+                    self.frontends.load_known(digest.as_str(), &bytes)
                 }
             },
         };
@@ -697,7 +697,7 @@ impl Engine {
 /// A frontend component as its source hands it over.
 pub(crate) enum Component {
     /// Compiled into hoist.
-    Builtin(&'static [u8]),
+    Builtin(hoist_builtin_frontends::Builtin),
     /// Read from a file.
     Bytes(Vec<u8>),
     /// A blob of the content store (verified on the way in), by digest.

@@ -146,8 +146,6 @@ struct HostInner {
     cache: CompileCache,
     config: HostConfig,
     loaded: Mutex<HashMap<String, Frontend>>,
-    /// The sha256 of each `'static` component loaded, by address: built-ins are hashed once.
-    static_digests: Mutex<HashMap<(usize, usize), String>>,
 }
 
 impl std::fmt::Debug for FrontendHost {
@@ -192,7 +190,6 @@ impl FrontendHost {
                 cache,
                 config,
                 loaded: Mutex::new(HashMap::new()),
-                static_digests: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -208,17 +205,13 @@ impl FrontendHost {
         self.load_hashed(hex::encode(Sha256::digest(bytes)), bytes)
     }
 
-    /// [`FrontendHost::load`] for a component compiled into the program (a built-in): its
-    /// bytes never change, so they are hashed once per process.
-    pub fn load_static(&self, bytes: &'static [u8]) -> Result<Frontend, Error> {
-        let address = (bytes.as_ptr() as usize, bytes.len());
-        let known = lock(&self.inner.static_digests).get(&address).cloned();
-        let digest = known.unwrap_or_else(|| {
-            let digest = hex::encode(Sha256::digest(bytes));
-            lock(&self.inner.static_digests).insert(address, digest.clone());
-            digest
-        });
-        self.load_hashed(digest, bytes)
+    /// [`FrontendHost::load`] for bytes whose sha256 (`sha256:HEX` or `HEX`) is already known
+    /// and trusted: a built-in's, computed when hoist was built, or a content-store blob's,
+    /// verified when it was stored. A component loaded before, or compiled and cached on
+    /// disk, is found by the digest alone; the bytes are only read to compile them.
+    pub fn load_known(&self, digest: &str, bytes: &[u8]) -> Result<Frontend, Error> {
+        let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+        self.load_hashed(hex.to_string(), bytes)
     }
 
     /// The frontend with component digest `digest` (`sha256:…`), if this host loaded it before:
