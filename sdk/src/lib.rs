@@ -54,8 +54,10 @@
 //! # fn main() {}
 //! ```
 //!
-//! Build it with `cargo build --target wasm32-wasip2 --release` from a `cdylib` crate; the
-//! `.wasm` file is the component. `sdk/examples/hello-frontend` is this example as a crate.
+//! Build it with `cargo build --target wasm32-wasip2 --profile frontend` from a `cdylib` crate
+//! (the `frontend` profile, in docs/frontend-authors.md, makes a small component: a frontend's
+//! first use pulls and compiles it); the `.wasm` file is the component.
+//! `sdk/examples/hello-frontend` is this example as a crate.
 //!
 //! # Guarantees
 //!

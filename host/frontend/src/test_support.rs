@@ -42,8 +42,9 @@ pub fn wasm_target_dir() -> PathBuf {
     }
 }
 
-/// Builds workspace package `package` (a `cdylib`) for `wasm32-wasip2 --release`, once per
-/// process, and returns the path of its `.wasm` component.
+/// Builds workspace package `package` (a `cdylib`) for `wasm32-wasip2` with the workspace's
+/// `frontend` profile (as frontend authors are told to), once per process, and returns the path
+/// of its `.wasm` component.
 pub fn build_guest(package: &str) -> Result<PathBuf, String> {
     static BUILT: OnceLock<Mutex<HashMap<String, Result<PathBuf, String>>>> = OnceLock::new();
     let built = BUILT.get_or_init(|| Mutex::new(HashMap::new()));
@@ -63,17 +64,14 @@ fn run_cargo(package: &str) -> Result<PathBuf, String> {
         .current_dir(workspace_root())
         .args([
             "build",
-            "--release",
+            "--profile",
+            "frontend",
             "--target",
             "wasm32-wasip2",
             "-p",
             package,
         ])
         .env("CARGO_TARGET_DIR", &target_dir)
-        // Ship-like components: without debug info the hello example is 250 KB, not 3.9 MB
-        // (hashing and compiling scale with size).
-        .env("CARGO_PROFILE_RELEASE_DEBUG", "false")
-        .env("CARGO_PROFILE_RELEASE_STRIP", "debuginfo")
         .output()
         .map_err(|e| format!("running cargo for {package}: {e}"))?;
     if !out.status.success() {
@@ -84,7 +82,7 @@ fn run_cargo(package: &str) -> Result<PathBuf, String> {
     }
     let wasm = target_dir
         .join("wasm32-wasip2")
-        .join("release")
+        .join("frontend")
         .join(format!("{}.wasm", package.replace('-', "_")));
     if wasm.is_file() {
         Ok(wasm)

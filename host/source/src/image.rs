@@ -631,6 +631,37 @@ mod tests {
     }
 
     #[test]
+    fn clients_are_shared_by_clones_and_remade_when_credentials_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.json");
+        let write_auth = |user_pass: &str| {
+            use base64::Engine as _;
+            let auth = base64::engine::general_purpose::STANDARD.encode(user_pass);
+            std::fs::write(&config, format!(r#"{{"auths":{{"reg.lan:5000":{{"auth":"{auth}"}}}}}}"#)).unwrap();
+        };
+        write_auth("hoist:one");
+        let opts = RegistryOptions {
+            docker_config: Some(config.clone()),
+            ..Default::default()
+        };
+        let count = |o: &RegistryOptions| o.clients.0.lock().unwrap().len();
+        let reference = parse_reference("reg.lan:5000/team/fe:1").unwrap();
+        let other_repo = parse_reference("reg.lan:5000/other/thing:2").unwrap();
+        let (_, auth) = opts.client_for(&reference).unwrap();
+        assert!(matches!(&auth, RegistryAuth::Basic(u, p) if u == "hoist" && p == "one"));
+        opts.clone().client_for(&other_repo).unwrap();
+        assert_eq!(count(&opts), 1, "one registry, one set of credentials: one client");
+        write_auth("hoist:two");
+        let (_, auth) = opts.client_for(&reference).unwrap();
+        assert!(matches!(&auth, RegistryAuth::Basic(_, p) if p == "two"));
+        assert_eq!(count(&opts), 2, "new credentials get their own client");
+        let keys: Vec<String> = opts.clients.0.lock().unwrap().keys().cloned().collect();
+        assert!(keys.iter().all(|k| !k.contains("one") && !k.contains("two")), "{keys:?}");
+        opts.client_for(&parse_reference("127.0.0.1:5000/fe:1").unwrap()).unwrap();
+        assert_eq!(count(&opts), 3, "another registry, another client");
+    }
+
+    #[test]
     fn insecure_hosts() {
         let opts = RegistryOptions {
             insecure_hosts: vec!["reg.lan:5000".into()],

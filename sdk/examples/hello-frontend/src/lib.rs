@@ -3,8 +3,8 @@
 //! It builds `busybox:latest` plus one `RUN` and one generated file, and returns an image config
 //! with `Env` and `Cmd`. Options: `build-arg:GREETING` (default `hello`), `build-arg:BASE` (the
 //! base image, default `busybox:latest`), and `platform`.
-//! Build it with `cargo build -p hello-frontend --target wasm32-wasip2 --release`; the component
-//! is `target/wasm32-wasip2/release/hello_frontend.wasm`.
+//! Build it with `cargo build -p hello-frontend --target wasm32-wasip2 --profile frontend`; the
+//! component is `target/wasm32-wasip2/frontend/hello_frontend.wasm`.
 
 use hoist_frontend_sdk::{
     export_frontend, image, mkdir, mkfile, solve, BuildResult, Error, Frontend, ImageConfig,
