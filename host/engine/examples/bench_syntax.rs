@@ -92,7 +92,7 @@ async fn run(rounds: usize) {
     .expect("read hello-frontend");
     let mut hello_first = Vec::new();
     let mut hello_parts = Vec::new();
-    for i in 0..5 {
+    for i in 0..rounds.min(9) {
         let bytes = with_custom_section(&hello, &format!("hello-{i}-{}", std::process::id()));
         let reference = format!("{host}/bench/hello-{i}:1");
         frontends
