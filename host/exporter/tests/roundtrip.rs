@@ -333,10 +333,8 @@ async fn basic_auth_from_docker_config() {
         ),
     )
     .unwrap();
-    let opts = RegistryOptions {
-        docker_config: Some(cfg.path().to_path_buf()),
-        ..Default::default()
-    };
+    let mut opts = RegistryOptions::default();
+    opts.docker_config = Some(cfg.path().to_path_buf());
     let m = push(&content, &img, &reference, &opts).await.unwrap();
     let (_d2, fresh) = store();
     let source = ImageSource::new(fresh, opts);
