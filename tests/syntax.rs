@@ -217,19 +217,45 @@ fn the_sdk_example_runs_end_to_end_and_a_moved_tag_is_used_next_build() {
         serde_json::json!(["cat", "/app/greeting"])
     );
 
-    // Move the tag to another frontend build: offline keeps the last resolution, then the next
-    // online build re-resolves the tag and uses the new one.
-    let dockerfile_manifest = push(&dir, &dockerfile_wasm(&dir), &reference);
+    // A later build by the same tag asks the registry one thing about the frontend: does the
+    // tag still name that manifest (HEAD)? No manifest body, config or component again.
     let args = ["--build-arg", &format!("BASE={base}")];
+    let frontend_requests = |since: usize| -> Vec<String> {
+        reg.requests()[since..]
+            .iter()
+            .filter(|r| r.contains("/frontends/hello/"))
+            .cloned()
+            .collect()
+    };
+    let before = reg.requests().len();
+    let (meta, _) = build_ok(&dir, &dockerfile, &args);
+    assert_eq!(meta["hoist.frontend.digest"], hello_component.as_str());
+    assert_eq!(
+        frontend_requests(before),
+        ["HEAD /v2/frontends/hello/manifests/1"]
+    );
+
+    // Move the tag to another frontend build: offline keeps the last resolution without asking
+    // the registry, then the next online build re-resolves the tag and uses the new one.
+    let dockerfile_manifest = push(&dir, &dockerfile_wasm(&dir), &reference);
     let offline = [args[0], args[1], "--frontend-offline"];
+    let before = reg.requests().len();
     let (meta, _) = build_ok(&dir, &dockerfile, &offline);
     assert_eq!(
         meta["hoist.frontend.digest"],
         hello_component.as_str(),
         "offline keeps the old resolution"
     );
+    assert_eq!(frontend_requests(before), Vec::<String>::new(), "offline");
     let moved = format!("# syntax={reference}\nFROM busybox\nRUN echo moved > /which\n");
+    let before = reg.requests().len();
     let (meta, _) = build_ok(&dir, &moved, &args);
+    let asked = frontend_requests(before);
+    assert!(
+        asked.iter().any(|r| r == "GET /v2/frontends/hello/manifests/1")
+            && asked.iter().any(|r| r.starts_with("GET /v2/frontends/hello/blobs/")),
+        "a moved tag is resolved in full: {asked:?}"
+    );
     assert_eq!(
         meta["hoist.frontend.reference"],
         format!("{reference}@{dockerfile_manifest}").as_str()

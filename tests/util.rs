@@ -330,7 +330,7 @@ impl Registry {
         fs::create_dir_all(&storage).map_err(|e| format!("mkdir storage: {e}"))?;
         let config = dir.path().join("config.yml");
         let yaml = format!(
-            "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\n\
+            "version: 0.1\nlog:\n  level: warn\n\
              storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
              http:\n  addr: {host}\n",
             storage.display()
@@ -378,6 +378,32 @@ impl Registry {
     /// The registry's storage directory.
     pub fn storage_dir(&self) -> PathBuf {
         self.dir.path().join("storage")
+    }
+
+    /// Every request the registry has answered so far, as `METHOD PATH`, oldest first (from
+    /// its access log). The log is written as each response completes, so this waits until it
+    /// has not grown for 200 ms.
+    pub fn requests(&self) -> Vec<String> {
+        let read = || {
+            let log = fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default();
+            log.lines()
+                .filter_map(|l| l.split_once("] \"").map(|(_, rest)| rest))
+                .filter_map(|r| {
+                    let mut words = r.split_whitespace();
+                    Some(format!("{} {}", words.next()?, words.next()?))
+                })
+                .collect::<Vec<String>>()
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut last = read();
+        loop {
+            std::thread::sleep(Duration::from_millis(200));
+            let now = read();
+            if now.len() == last.len() || Instant::now() > deadline {
+                return now;
+            }
+            last = now;
+        }
     }
 }
 
