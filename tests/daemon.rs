@@ -11,8 +11,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::util::{
-    archive_digest, build_cmd, busybox_image, out_path, run_ok, workspace_root, Dir, Steps,
-    TestCommand,
+    archive_digest, build_cmd, busybox_image, du_sized_sum, entries_of_kind, out_path, run_ok,
+    workspace_root, Dir, Steps, TestCommand,
 };
 
 /// How long a daemon may take to start listening.
@@ -731,12 +731,7 @@ fn daemon_du(dir: &Dir, daemon: &Hoistd) -> serde_json::Value {
 
 /// How many items of `kind` a `du` document (`items`) or prune report (`removed`) lists.
 fn count_kind(doc: &serde_json::Value, list: &str, kind: &str) -> usize {
-    doc[list]
-        .as_array()
-        .unwrap_or_else(|| panic!("no {list:?} in {doc:#}"))
-        .iter()
-        .filter(|i| i["kind"] == kind)
-        .count()
+    entries_of_kind(doc, list, kind).len()
 }
 
 /// A du document with its items in a fixed order, to compare two listings of one cache.
@@ -762,13 +757,7 @@ fn du_and_prune_through_the_daemon_list_and_remove_its_cache() {
     assert!(count_kind(&doc, "items", "cache-record") >= 2, "{doc:#}");
     assert!(count_kind(&doc, "items", "snapshot") >= 2, "{doc:#}");
     assert_eq!(count_kind(&doc, "items", "cache-mount"), 1, "{doc:#}");
-    let sum: u64 = doc["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|i| i["kind"] != "cache-record")
-        .map(|i| i["size"].as_u64().unwrap())
-        .sum();
+    let sum = du_sized_sum(&doc);
     assert!(sum > 65_536, "{doc:#}");
     assert_eq!(doc["total"].as_u64(), Some(sum), "{doc:#}");
     let local = dir.command().args(["du", "--format", "json"]).stdout();

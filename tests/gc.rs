@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::util::{build_cmd, build_oci, out_path, unpack_oci_archive, Dir};
+use crate::util::{
+    build_cmd, build_oci, du_sized_sum, entries_of_kind, out_path, unpack_oci_archive, Dir,
+};
 
 /// A RUN writing 256 KiB of random data (so its layer has a known, non-trivial size).
 const DOCKERFILE: &str = "FROM busybox\n\
@@ -24,12 +26,7 @@ fn du(dir: &Dir) -> Value {
 
 /// The items of `kind` in a du document.
 fn items<'a>(doc: &'a Value, kind: &str) -> Vec<&'a Value> {
-    doc["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .filter(|i| i["kind"] == kind)
-        .collect()
+    entries_of_kind(doc, "items", kind)
 }
 
 /// `hoist prune -f --json ARGS`: the report.
@@ -73,13 +70,7 @@ fn du_reports_records_snapshots_and_blobs_with_sizes() {
         "a layer holding the 256 KiB the RUN wrote: {doc:#}"
     );
     assert!(!items(&doc, "blob").is_empty(), "{doc:#}");
-    let sum: u64 = doc["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|i| i["kind"] != "cache-record")
-        .map(|i| i["size"].as_u64().unwrap())
-        .sum();
+    let sum = du_sized_sum(&doc);
     assert_eq!(doc["total"].as_u64(), Some(sum), "{doc:#}");
     assert!(
         doc["items"]

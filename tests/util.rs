@@ -414,6 +414,33 @@ impl Drop for Registry {
     }
 }
 
+/// The entries of `kind` in list `list` of a `hoist du --format json` document (`items`) or a
+/// `hoist prune --json` report (`removed`).
+pub fn entries_of_kind<'a>(
+    doc: &'a serde_json::Value,
+    list: &str,
+    kind: &str,
+) -> Vec<&'a serde_json::Value> {
+    doc[list]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {list:?} in {doc:#}"))
+        .iter()
+        .filter(|i| i["kind"] == kind)
+        .collect()
+}
+
+/// The sizes a `du` document lists, cache records aside (they own no bytes of their own):
+/// what its `total` must be.
+pub fn du_sized_sum(doc: &serde_json::Value) -> u64 {
+    doc["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no items in {doc:#}"))
+        .iter()
+        .filter(|i| i["kind"] != "cache-record")
+        .map(|i| i["size"].as_u64().unwrap_or_else(|| panic!("no size in {i}")))
+        .sum()
+}
+
 /// Sends `GET path` over plain HTTP/1.0 and returns the status code, if any answer came.
 pub fn http_get_status(host: &str, path: &str) -> Option<u16> {
     let mut stream = TcpStream::connect(host).ok()?;

@@ -12,14 +12,6 @@ use hoist_engine::{DiskUsage, Engine, EngineConfig, PruneReport, UsageItem, Usag
 
 use crate::flags::{DuFlags, DuFormat, EngineChoice, PruneFlags};
 
-/// Every kind of usage item, in the order totals are printed.
-pub(crate) const USAGE_KINDS: [UsageKind; 4] = [
-    UsageKind::CacheRecord,
-    UsageKind::Snapshot,
-    UsageKind::Blob,
-    UsageKind::CacheMount,
-];
-
 /// Runs `hoist du`.
 pub fn du(engine: EngineChoice, flags: &DuFlags) -> anyhow::Result<ExitCode> {
     let usage = block_on(async move {
@@ -133,7 +125,7 @@ fn write_items(out: &mut impl std::io::Write, items: &[UsageItem]) -> std::io::R
 
 fn write_totals(out: &mut impl std::io::Write, usage: &DiskUsage) -> std::io::Result<()> {
     writeln!(out, "{:<13} {:>7} {:>10}", "KIND", "COUNT", "SIZE")?;
-    for kind in USAGE_KINDS {
+    for kind in UsageKind::ALL {
         let (count, size) = usage.of_kind(kind);
         writeln!(out, "{:<13} {:>7} {:>10}", kind.name(), count, human(size))?;
     }

@@ -61,6 +61,19 @@ pub enum UsageKind {
 }
 
 impl UsageKind {
+    /// Every kind, in the order totals are printed.
+    pub const ALL: [UsageKind; 4] = [
+        UsageKind::CacheRecord,
+        UsageKind::Snapshot,
+        UsageKind::Blob,
+        UsageKind::CacheMount,
+    ];
+
+    /// The kind named `name` (as [`UsageKind::name`] spells it), if any.
+    pub fn from_name(name: &str) -> Option<UsageKind> {
+        UsageKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
     /// The name shown to users (`cache-record`, `snapshot`, `blob`, `cache-mount`).
     pub fn name(self) -> &'static str {
         match self {

@@ -4,13 +4,11 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use hoist_api::proto::control_client::ControlClient;
 use hoist_api::proto::{self, DiskUsageRequest, PruneRequest};
 use hoist_api::{Address, ClientTls};
 use hoist_engine::{DiskUsage, PruneOptions, PruneReport, UsageItem, UsageKind};
-use tonic::transport::Channel;
 
-use crate::gc_cmd::USAGE_KINDS;
+use super::connect;
 
 /// What the daemon's build cache holds.
 pub async fn disk_usage(address: &Address, tls: &ClientTls) -> anyhow::Result<DiskUsage> {
@@ -43,14 +41,6 @@ pub async fn prune(
     })
 }
 
-/// A control client on `address`.
-async fn connect(address: &Address, tls: &ClientTls) -> anyhow::Result<ControlClient<Channel>> {
-    let channel = hoist_api::connect(address, tls).await?;
-    Ok(ControlClient::new(channel)
-        .max_decoding_message_size(hoist_api::MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(hoist_api::MAX_MESSAGE_BYTES))
-}
-
 /// A failed RPC, naming the daemon and what was asked.
 fn rpc_error(address: &Address, what: &str, status: &tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("hoistd at {address}: {what}: {}", status.message())
@@ -77,7 +67,7 @@ fn items_of(records: Vec<proto::UsageRecord>) -> Vec<UsageItem> {
     let items = records
         .into_iter()
         .filter_map(|record| {
-            let Some(kind) = USAGE_KINDS.into_iter().find(|k| k.name() == record.kind) else {
+            let Some(kind) = UsageKind::from_name(&record.kind) else {
                 unknown.push(record.kind);
                 return None;
             };

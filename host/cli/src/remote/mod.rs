@@ -27,11 +27,20 @@ use hoist_engine::{
     BuildOutcome, BuildRequest, ContextSource, Event, ExportKind, Exported, FrontendChoice,
     Progress,
 };
+use tonic::transport::Channel;
 
 use crate::build_cmd;
 use crate::flags::{self, BuildArgs, DockerfileSource};
 use crate::progress::{FailureReport, Renderer};
 use session::{context_key, KeepingIgnoreFile, Session};
+
+/// A control client on `address`, taking messages up to the API's size limit.
+async fn connect(address: &Address, tls: &ClientTls) -> anyhow::Result<ControlClient<Channel>> {
+    let channel = hoist_api::connect(address, tls).await?;
+    Ok(ControlClient::new(channel)
+        .max_decoding_message_size(hoist_api::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(hoist_api::MAX_MESSAGE_BYTES))
+}
 
 /// Runs `hoist build` on the daemon at `address`.
 pub async fn build(
@@ -39,10 +48,7 @@ pub async fn build(
     address: &Address,
     tls: &ClientTls,
 ) -> anyhow::Result<ExitCode> {
-    let channel = hoist_api::connect(address, tls).await?;
-    let mut control = ControlClient::new(channel)
-        .max_decoding_message_size(hoist_api::MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(hoist_api::MAX_MESSAGE_BYTES);
+    let mut control = connect(address, tls).await?;
     let scratch = tempfile::Builder::new()
         .prefix("hoist-remote")
         .tempdir()
